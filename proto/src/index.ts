@@ -1,0 +1,3 @@
+// The public face of the wire contract: generated types and the grpc-js service definition.
+export * from "./gen/qmfleet/v1/agent.js";
+export * from "./gen/qmfleet/v1/queue.js";
