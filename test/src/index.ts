@@ -1,1 +1,4 @@
-export {};
+export * from "./certs.js";
+export * from "./fixture.js";
+export * from "./mixed-queue.js";
+export * from "./queue-builder.js";

@@ -1,0 +1,99 @@
+// `qmfleet-agent serve`: serve one queue over gRPC with mutual TLS until SIGTERM or SIGINT.
+
+import type { Command } from "commander";
+import { detectLayout } from "../engine/layout.js";
+import { parseRoleMapping, type Role } from "../server/roles.js";
+import { toRpcError } from "../server/rpc-error.js";
+import { startAgentServer } from "../server/server.js";
+import type { TlsFiles } from "../server/tls.js";
+
+interface ServeFlags {
+  queue: string;
+  listen: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecureLoopback?: boolean;
+  role: string[];
+  hostname?: string;
+  shutdownGrace: string;
+}
+
+function tlsFiles(flags: ServeFlags): TlsFiles | undefined {
+  const given = { "--tls-ca": flags.tlsCa, "--tls-cert": flags.tlsCert, "--tls-key": flags.tlsKey };
+  const missing = Object.entries(given).filter(([, v]) => v === undefined);
+  if (missing.length === 3) {
+    return undefined;
+  }
+  if (missing.length > 0) {
+    throw new Error(`mutual TLS needs --tls-ca, --tls-cert and --tls-key: missing ${missing.map(([k]) => k).join(", ")}`);
+  }
+  return { ca: flags.tlsCa as string, cert: flags.tlsCert as string, key: flags.tlsKey as string };
+}
+
+function log(line: string): void {
+  process.stderr.write(`qmfleet-agent: ${line}\n`);
+}
+
+async function serve(flags: ServeFlags): Promise<void> {
+  const graceSeconds = Number(flags.shutdownGrace);
+  if (!(graceSeconds >= 0)) {
+    throw new Error(`invalid --shutdown-grace "${flags.shutdownGrace}": expected seconds, e.g. 10`);
+  }
+  const tls = tlsFiles(flags);
+  const roleMap = new Map<string, Role>(flags.role.map(parseRoleMapping));
+  const server = await startAgentServer({
+    queueRoot: flags.queue,
+    listen: flags.listen,
+    roleMap,
+    ...(tls ? { tls } : {}),
+    ...(flags.insecureLoopback ? { insecureLoopback: true } : {}),
+    ...(flags.hostname ? { hostname: flags.hostname } : {}),
+  });
+  const security = tls ? "mutual TLS" : "PLAINTEXT, loopback only, read role only: development use";
+  log(`serving queue ${server.config.queueRoot} on ${server.address} (${security})`);
+  // A queue that cannot be read is reported on every call; say it now too, where the operator
+  // starting the agent looks. The agent keeps running: the queue may be mounted later.
+  try {
+    await detectLayout(server.config.queueRoot);
+  } catch (error) {
+    log(`warning: ${toRpcError(error).message}`);
+  }
+
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log(`${signal} again: exiting without waiting for calls in flight`);
+      process.exit(1);
+    }
+    log(`${signal}: stopping, letting calls in flight finish (up to ${graceSeconds}s)`);
+    server.shutdown(graceSeconds * 1000).then(() => {
+      log("stopped");
+      process.exit(0);
+    });
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command("serve")
+    .description("serve this host's qmail queue to qmfleet controllers over gRPC with mutual TLS")
+    .option("--queue <dir>", "queue root", "/var/qmail/queue")
+    .requiredOption("--listen <host:port>", "address to listen on, e.g. 0.0.0.0:7001 or [::]:7001")
+    .option("--tls-ca <file>", "CA certificate (PEM) that client certificates must chain to")
+    .option("--tls-cert <file>", "this agent's certificate (PEM)")
+    .option("--tls-key <file>", "this agent's private key (PEM)")
+    .option("--insecure-loopback", "development only: plaintext, loopback listen address, read role for every caller")
+    .option(
+      "--role <CN=ROLE>",
+      "grant ROLE (read|admin) to client certificates with this CN, overriding their OU (repeatable)",
+      (value: string, previous: string[]) => [...previous, value],
+      [],
+    )
+    .option("--hostname <name>", "host name reported to controllers (default: this machine's)")
+    .option("--shutdown-grace <seconds>", "on SIGTERM/SIGINT, how long calls in flight may finish", "10")
+    .action(serve);
+}

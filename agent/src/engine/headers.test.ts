@@ -1,0 +1,150 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { describe, it } from "node:test";
+import iconv from "iconv-lite";
+import { cutHeaderBlock, listHeaderFields, summarizeHeaders } from "./headers.js";
+
+const TEXT = "迷惑メール 配信失敗のお知らせ";
+
+// Message 1491116 of /work/shared/fixtures/real-qmail-queue.json, byte for byte: an ISO-2022-JP
+// subject folded over two encoded words that split the character "ワ".
+const FIXTURE_1491116 = Buffer.from(
+  "UmVjZWl2ZWQ6IChxbWFpbCAxNjI0MSBpbnZva2VkIGJ5IHVpZCAwKTsgMjggTm92IDIwMjYgMDQ6MTE6MTIgLTAwMDAKRnJvbTogZ0BzcmMuZXhhbXBsZQpUbzogcjhAZ29vZC5leGFtcGxlClN1YmplY3Q6ID0/SVNPLTIwMjItSlA/Qj9HeVJDSlZFbE9TVT0/PQogPT9JU08tMjAyMi1KUD9CP2J5RThKVWs2UmtCZlJHb2tUaVFxUTA0a2FTUTdHeWhDPz0KCg==",
+  "base64",
+);
+
+describe("cutHeaderBlock", () => {
+  it("cuts at LF LF, CRLF CRLF and mixed empty lines, keeping the last header's line ending", () => {
+    for (const [head, block] of [
+      ["A: 1\nB: 2\n\nbody\n\nmore", "A: 1\nB: 2\n"],
+      ["A: 1\r\nB: 2\r\n\r\nbody", "A: 1\r\nB: 2\r\n"],
+      ["A: 1\r\nB: 2\n\r\nbody\n\n", "A: 1\r\nB: 2\n"],
+      ["A: 1\nB: 2\r\n\nbody", "A: 1\nB: 2\r\n"],
+    ] as const) {
+      const cut = cutHeaderBlock(Buffer.from(head));
+      assert.equal(cut.block.toString(), block, JSON.stringify(head));
+      assert.equal(cut.complete, true);
+    }
+  });
+
+  it("says incomplete when there is no empty line, and returns the whole head", () => {
+    const cut = cutHeaderBlock(Buffer.from("A: 1\nB: 2\n"));
+    assert.equal(cut.block.toString(), "A: 1\nB: 2\n");
+    assert.equal(cut.complete, false);
+  });
+
+  it("gives an empty block for a message that starts with an empty line", () => {
+    for (const head of ["\nbody", "\r\nbody"]) {
+      const cut = cutHeaderBlock(Buffer.from(head));
+      assert.equal(cut.block.length, 0);
+      assert.equal(cut.complete, true);
+    }
+  });
+
+  it("cuts the real fixture message at its blank line", () => {
+    const cut = cutHeaderBlock(FIXTURE_1491116);
+    assert.equal(cut.complete, true);
+    assert.equal(cut.block.length, FIXTURE_1491116.length - 1);
+  });
+});
+
+describe("summarizeHeaders", () => {
+  it("decodes the real fixture's folded, split ISO-2022-JP subject and keeps the raw form unfolded", () => {
+    const { headers, clientIp } = summarizeHeaders(cutHeaderBlock(FIXTURE_1491116).block);
+    assert.equal(headers.subject, "パスワード再設定のお知らせ");
+    assert.equal(
+      headers.subjectRaw,
+      "=?ISO-2022-JP?B?GyRCJVElOSU=?= =?ISO-2022-JP?B?byE8JUk6RkBfRGokTiQqQ04kaSQ7GyhC?=",
+    );
+    assert.equal(headers.from, "g@src.example");
+    assert.equal(headers.to, "r8@good.example");
+    assert.equal(headers.cc, "");
+    assert.equal(headers.date, "");
+    assert.equal(headers.messageId, "");
+    assert.equal(clientIp, "");
+  });
+
+  it("reads CRLF, folded and oddly cased fields; missing ones are empty", () => {
+    const block = Buffer.from(
+      "FROM: =?UTF-8?B?5pyq5Yem55CG?= <a@src.example>\r\n" +
+        "to: r1@good.example,\r\n\tr2@good.example\r\n" +
+        "sUbJeCt: Monthly\r\n  report\r\n" +
+        "Message-Id: <1@x>\r\n",
+    );
+    const { headers } = summarizeHeaders(block);
+    assert.deepEqual(headers, {
+      from: "未処理 <a@src.example>",
+      to: "r1@good.example,\tr2@good.example",
+      cc: "",
+      subject: "Monthly  report",
+      subjectRaw: "Monthly  report",
+      date: "",
+      messageId: "<1@x>",
+    });
+  });
+
+  it("keeps the first of duplicated fields", () => {
+    const { headers } = summarizeHeaders(Buffer.from("Subject: first\nTo: a@x\nSubject: second\nTo: b@x\n"));
+    assert.equal(headers.subject, "first");
+    assert.equal(headers.to, "a@x");
+  });
+
+  it("tolerates NUL bytes and raw 8-bit subjects in UTF-8, Shift_JIS, EUC-JP and ISO-2022-JP", () => {
+    const jis = Buffer.from("GyRCJVElOSVvITwlSTpGQF9EaiROJCpDTiRpJDsbKEI=", "base64");
+    for (const [bytes, expected] of [
+      [Buffer.from(TEXT), TEXT],
+      [iconv.encode(TEXT, "Shift_JIS"), TEXT],
+      [iconv.encode(TEXT, "EUC-JP"), TEXT],
+      [jis, "パスワード再設定のお知らせ"],
+    ] as const) {
+      const block = Buffer.concat([
+        Buffer.from("From: a\0b@x\nSubject: "),
+        bytes,
+        Buffer.from("\nTo: r@x\n"),
+      ]);
+      const { headers } = summarizeHeaders(block);
+      assert.equal(headers.subject, expected);
+      assert.equal(headers.subjectRaw, expected);
+      assert.equal(headers.from, "a\0b@x");
+      assert.equal(headers.to, "r@x");
+    }
+  });
+
+  it("reads the client address from qmail-smtpd's Received line below qmail-queue's", () => {
+    const block = Buffer.from(
+      "Received: (qmail 123 invoked from network); 28 Nov 2026 04:11:12 -0000\n" +
+        "Received: from unknown (HELO foo) (203.0.113.5)\n  by mx1.example with SMTP; 28 Nov 2026 04:11:12 -0000\n" +
+        "Subject: x\n",
+    );
+    assert.equal(summarizeHeaders(block).clientIp, "203.0.113.5");
+  });
+
+  it("reads a block that is not cut (no empty line) up to its end, and stops at an empty line", () => {
+    assert.equal(summarizeHeaders(Buffer.from("Subject: no body")).headers.subject, "no body");
+    assert.equal(summarizeHeaders(Buffer.from("To: a@x\n\nSubject: body line\n")).headers.subject, "");
+  });
+});
+
+describe("listHeaderFields", () => {
+  it("lists every field in order with its raw lines and its decoded, unfolded value", () => {
+    const fields = listHeaderFields(cutHeaderBlock(FIXTURE_1491116).block);
+    assert.deepEqual(
+      fields.map((f) => f.name),
+      ["Received", "From", "To", "Subject"],
+    );
+    assert.deepEqual(fields[3], {
+      name: "Subject",
+      raw: "Subject: =?ISO-2022-JP?B?GyRCJVElOSU=?=\n =?ISO-2022-JP?B?byE8JUk6RkBfRGokTiQqQ04kaSQ7GyhC?=",
+      decoded: "パスワード再設定のお知らせ",
+    });
+  });
+
+  it("keeps lines that are no field, with an empty name", () => {
+    const fields = listHeaderFields(Buffer.from(" stray fold\nnot a field\r\nX-Y : z\n"));
+    assert.deepEqual(fields, [
+      { name: "", raw: " stray fold", decoded: "stray fold" },
+      { name: "", raw: "not a field", decoded: "not a field" },
+      { name: "X-Y", raw: "X-Y : z", decoded: "z" },
+    ]);
+  });
+});

@@ -1,0 +1,176 @@
+// The header block of a queued message: where it ends, its fields, and the few the engine keeps
+// for every message. This runs for every message of every scan, so it works on the raw bytes:
+// one latin1 view of the block (a byte is a character, so offsets are byte offsets), fields
+// found with indexOf, and only the wanted fields decoded. mailparser's simpleParser costs ten
+// times as much (toolchain.md) and is kept for show and body filters.
+//
+// Whatever the bytes, nothing here throws: qmail stores messages as they arrived, so a block may
+// have CRLF or mixed line endings, folded fields, duplicate or missing fields, NUL bytes, raw
+// 8-bit text in any Japanese charset, or no blank line at all.
+import type { Buffer } from "node:buffer";
+import { decodeUnlabeled } from "./charsets.js";
+import type { MessageHeaders } from "./model.js";
+import { firstExternalClientIp } from "./received.js";
+import { decodeEncodedWords } from "./rfc2047.js";
+
+export interface HeaderBlockCut {
+  /** The header lines, each with its line ending, without the empty line that ends them. */
+  block: Buffer;
+  /** False when `head` holds no empty line: a message without a body, or a head read too short. */
+  complete: boolean;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Cuts `head` (the start of a message) at its first empty line: LF LF, CRLF CRLF, or a mix of
+ * the two. An empty first line means an empty header block.
+ */
+export function cutHeaderBlock(head: Buffer): HeaderBlockCut {
+  if (head[0] === LF || (head[0] === CR && head[1] === LF)) {
+    return { block: head.subarray(0, 0), complete: true };
+  }
+  // The empty line starts right after an LF and is either LF or CR LF.
+  const lfLf = head.indexOf("\n\n");
+  const lfCrLf = head.indexOf("\n\r\n");
+  const at = lfLf === -1 ? lfCrLf : lfCrLf === -1 ? lfLf : Math.min(lfLf, lfCrLf);
+  if (at === -1) return { block: head, complete: false };
+  return { block: head.subarray(0, at + 1), complete: true };
+}
+
+/** One field of a header block. */
+export interface HeaderField {
+  /** The name as written ("Subject"); "" for a line that is no field (no colon, or a stray fold). */
+  name: string;
+  /** The field as it sits in the file: every physical line, folds kept, the last line ending dropped. */
+  raw: string;
+  /** The value unfolded, RFC 2047-decoded and trimmed (the whole line when `name` is ""). */
+  decoded: string;
+}
+
+interface FieldSpan {
+  start: number;
+  /** Offset of the colon ending the name, -1 when the first line has none. */
+  colon: number;
+  /** End of the field's last line, its line ending excluded. */
+  end: number;
+}
+
+/** Fields of a latin1 view of a header block, up to the first empty line if there is one. */
+function fieldSpans(text: string): FieldSpan[] {
+  const spans: FieldSpan[] = [];
+  let current: FieldSpan | undefined;
+  let pos = 0;
+  while (pos < text.length) {
+    const newline = text.indexOf("\n", pos);
+    const lineEnd = newline === -1 ? text.length : newline;
+    const contentEnd = lineEnd > pos && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd;
+    if (contentEnd === pos) break;
+    const first = text.charCodeAt(pos);
+    if ((first === 0x20 || first === 0x09) && current) {
+      current.end = contentEnd;
+    } else {
+      const colon = text.indexOf(":", pos);
+      current = { start: pos, colon: colon !== -1 && colon < contentEnd ? colon : -1, end: contentEnd };
+      spans.push(current);
+    }
+    pos = lineEnd + 1;
+  }
+  return spans;
+}
+
+// ESC starts ISO-2022-JP's shifts; 0x80-0xFF is raw 8-bit text. Either way the latin1 view is
+// not the text, and the bytes go through the charset guess.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts an ISO-2022-JP shift.
+const NOT_PLAIN_ASCII = /[\x1b\x80-\xff]/;
+
+function textOf(block: Buffer, latin1: string, start: number, end: number): string {
+  const text = latin1.slice(start, end);
+  return NOT_PLAIN_ASCII.test(text) ? decodeUnlabeled(block.subarray(start, end)) : text;
+}
+
+// RFC 5322 unfolding removes the line break before the whitespace that starts a fold.
+const FOLD = /\r?\n/g;
+
+function unfoldedValue(block: Buffer, latin1: string, span: FieldSpan): string {
+  return textOf(block, latin1, span.colon + 1, span.end)
+    .replace(FOLD, "")
+    .trim();
+}
+
+function fieldName(latin1: string, span: FieldSpan): string {
+  return span.colon === -1 ? "" : latin1.slice(span.start, span.colon).trimEnd();
+}
+
+/** Every field of a header block in file order, for show and for header filters. */
+export function listHeaderFields(block: Buffer): HeaderField[] {
+  const latin1 = block.toString("latin1");
+  return fieldSpans(latin1).map((span) => {
+    const name = fieldName(latin1, span);
+    const raw = textOf(block, latin1, span.start, span.end);
+    const value = name === "" ? raw.replace(FOLD, "").trim() : unfoldedValue(block, latin1, span);
+    return { name, raw, decoded: decodeEncodedWords(value) };
+  });
+}
+
+/**
+ * The first field named `name` (any case), unfolded and trimmed but not RFC 2047-decoded (MIME
+ * parameters have their own encoding); undefined when the block has no such field.
+ */
+export function firstFieldValue(block: Buffer, name: string): string | undefined {
+  const latin1 = block.toString("latin1");
+  const wanted = name.toLowerCase();
+  for (const span of fieldSpans(latin1)) {
+    if (span.colon !== -1 && fieldName(latin1, span).toLowerCase() === wanted) {
+      return unfoldedValue(block, latin1, span);
+    }
+  }
+  return undefined;
+}
+
+export interface HeaderSummary {
+  headers: MessageHeaders;
+  /** First external client address in the Received chain (see received.ts), "" when none. */
+  clientIp: string;
+}
+
+type SummaryField = "from" | "to" | "cc" | "subject" | "date" | "message-id";
+const SUMMARY_FIELDS = new Set<string>(["from", "to", "cc", "subject", "date", "message-id"]);
+const LONGEST_WANTED_NAME = "message-id".length;
+
+/**
+ * The fields the engine keeps for every message, plus the client address. A field given twice
+ * keeps its first occurrence (what most mail readers show for a duplicated Subject); a missing
+ * field is "". Values are unfolded and RFC 2047-decoded; subjectRaw is the Subject unfolded only.
+ */
+export function summarizeHeaders(block: Buffer): HeaderSummary {
+  const latin1 = block.toString("latin1");
+  const first = new Map<SummaryField, FieldSpan>();
+  const received: FieldSpan[] = [];
+  for (const span of fieldSpans(latin1)) {
+    if (span.colon === -1 || span.colon - span.start > LONGEST_WANTED_NAME + 2) continue;
+    const name = fieldName(latin1, span).toLowerCase();
+    if (name === "received") received.push(span);
+    else if (SUMMARY_FIELDS.has(name) && !first.has(name as SummaryField))
+      first.set(name as SummaryField, span);
+  }
+  const value = (name: SummaryField): string => {
+    const span = first.get(name);
+    return span ? unfoldedValue(block, latin1, span) : "";
+  };
+  const subjectRaw = value("subject");
+  return {
+    headers: {
+      from: decodeEncodedWords(value("from")),
+      to: decodeEncodedWords(value("to")),
+      cc: decodeEncodedWords(value("cc")),
+      subject: decodeEncodedWords(subjectRaw),
+      subjectRaw,
+      date: value("date"),
+      messageId: value("message-id"),
+    },
+    // Lazily: the walk usually stops at the first or second Received field.
+    clientIp: firstExternalClientIp(received.map((span) => unfoldedValue(block, latin1, span))),
+  };
+}

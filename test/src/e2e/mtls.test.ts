@@ -1,0 +1,193 @@
+// Who gets in: a real qmfleet-agent process serving over mutual TLS on loopback, called by
+// clients holding the right certificate, a certificate without a role, a read-only one, one from
+// another CA, none at all, or no TLS. Every rejection has a passing twin: the same setup with the
+// right credentials succeeding, so a rejection cannot pass because nothing works.
+
+import assert from "node:assert/strict";
+import { chmod, chown, copyFile, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type ChannelCredentials, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { AgentServiceClient, ListMessagesRequest } from "@qmfleet/proto";
+import { type FleetCertificates, generateFleetCertificates, type KeyPairFiles } from "../certs.js";
+import { buildQueue } from "../queue-builder.js";
+import { type AgentProcess, startAgentProcess } from "./processes.js";
+import { readFileSync } from "node:fs";
+
+type Outcome = { ok: true; value: Record<string, unknown> } | { ok: false; code: string; details: string };
+
+type UnaryName = "getAgentInfo" | "getStats" | "sendNow";
+
+function tlsCredentials(certs: FleetCertificates, client?: KeyPairFiles, trust: KeyPairFiles = certs.ca): ChannelCredentials {
+  const ca = readFileSync(trust.cert);
+  return client
+    ? credentials.createSsl(ca, readFileSync(client.key), readFileSync(client.cert))
+    : credentials.createSsl(ca);
+}
+
+function settle(error: ServiceError | null, value: unknown): Outcome {
+  return error
+    ? { ok: false, code: status[error.code] ?? String(error.code), details: error.details }
+    : { ok: true, value: value as Record<string, unknown> };
+}
+
+/** One unary call on a fresh connection; a deadline unless `noDeadline`. */
+function call(address: string, creds: ChannelCredentials, method: UnaryName, noDeadline = false): Promise<Outcome> {
+  const client = new AgentServiceClient(address, creds);
+  const options = noDeadline ? {} : { deadline: new Date(Date.now() + 10_000) };
+  return new Promise<Outcome>((resolve) => {
+    const done = (error: ServiceError | null, value: unknown) => resolve(settle(error, value));
+    if (method === "getAgentInfo") client.getAgentInfo({}, new Metadata(), options, done);
+    else if (method === "getStats") client.getStats({}, new Metadata(), options, done);
+    else client.sendNow({}, new Metadata(), options, done);
+  }).finally(() => client.close());
+}
+
+function listMessages(address: string, creds: ChannelCredentials): Promise<Outcome> {
+  const client = new AgentServiceClient(address, creds);
+  const stream = client.listMessages(ListMessagesRequest.fromPartial({}), new Metadata(), {
+    deadline: new Date(Date.now() + 10_000),
+  });
+  return new Promise<Outcome>((resolve) => {
+    stream.on("data", () => {});
+    stream.on("error", (error: ServiceError) => resolve(settle(error, undefined)));
+    stream.on("end", () => resolve({ ok: true, value: {} }));
+  }).finally(() => client.close());
+}
+
+function assertRejected(outcome: Outcome, code: string, details?: RegExp): void {
+  assert.equal(outcome.ok, false, `expected ${code}, got a success`);
+  if (!outcome.ok) {
+    assert.equal(outcome.code, code, outcome.details);
+    if (details) assert.match(outcome.details, details);
+  }
+}
+
+function assertOk(outcome: Outcome): Record<string, unknown> {
+  assert.ok(outcome.ok, outcome.ok ? "" : `${outcome.code}: ${outcome.details}`);
+  return outcome.value;
+}
+
+describe("agent access control over mutual TLS", () => {
+  let dir: string;
+  let certs: FleetCertificates;
+  let queue: string;
+  let agent: AgentProcess;
+  const started: AgentProcess[] = [];
+
+  const startAgent = async (options: Partial<Parameters<typeof startAgentProcess>[0]> = {}) => {
+    const a = await startAgentProcess({ queue, certs, ...options });
+    started.push(a);
+    return a;
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "qmfleet-mtls-"));
+    certs = await generateFleetCertificates(join(dir, "pki"));
+    queue = join(dir, "queue");
+    buildQueue(queue, { messages: [{ message: "Subject: hi\n\nbody\n" }] });
+    agent = await startAgent();
+  });
+  after(async () => {
+    await Promise.all(started.map((a) => a.stop()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("serves a client with an admin certificate from the fleet CA (the twin of every rejection)", async () => {
+    const info = assertOk(await call(agent.address, tlsCredentials(certs, certs.operator), "getAgentInfo"));
+    assert.equal(info.callerRole, "admin");
+    const stats = assertOk(await call(agent.address, tlsCredentials(certs, certs.operator), "getStats"));
+    assert.equal((stats.stats as { messagesInQueue: number }).messagesInQueue, 1);
+  });
+
+  it("rejects a client without a certificate", async () => {
+    assertRejected(await call(agent.address, tlsCredentials(certs), "getAgentInfo"), "UNAVAILABLE");
+  });
+
+  it("rejects a client certificate from another CA, even with the same subject", async () => {
+    assertRejected(await call(agent.address, tlsCredentials(certs, certs.otherClient), "getAgentInfo"), "UNAVAILABLE");
+  });
+
+  it("rejects plaintext", async () => {
+    assertRejected(await call(agent.address, credentials.createInsecure(), "getAgentInfo"), "UNAVAILABLE");
+  });
+
+  it("is itself rejected by a client that does not trust its CA", async () => {
+    const distrust = tlsCredentials(certs, certs.operator, certs.otherCa);
+    assertRejected(await call(agent.address, distrust, "getAgentInfo"), "UNAVAILABLE");
+  });
+
+  it("gives a read certificate the read role: reads yes, changes no", async () => {
+    const reader = tlsCredentials(certs, certs.reader);
+    assert.equal(assertOk(await call(agent.address, reader, "getAgentInfo")).callerRole, "read");
+    assertRejected(
+      await call(agent.address, reader, "sendNow"),
+      "PERMISSION_DENIED",
+      /^SendNow needs the admin role; certificate CN=reader,OU=read,O=qmfleet has read$/,
+    );
+    // The twin: the admin certificate passes the role check (SendNow itself comes later).
+    assertRejected(
+      await call(agent.address, tlsCredentials(certs, certs.operator), "sendNow"),
+      "UNIMPLEMENTED",
+      /^SendNow is not implemented by qmfleet-agent \d+\.\d+\.\d+ yet$/,
+    );
+  });
+
+  it("answers RPCs it does not serve yet with UNIMPLEMENTED, on streams too", async () => {
+    assertRejected(
+      await listMessages(agent.address, tlsCredentials(certs, certs.reader)),
+      "UNIMPLEMENTED",
+      /^ListMessages is not implemented/,
+    );
+  });
+
+  it("denies a fleet certificate that carries no role, unless the agent maps its CN", async () => {
+    const noRole = tlsCredentials(certs, certs.noRole);
+    assertRejected(
+      await call(agent.address, noRole, "getStats"),
+      "PERMISSION_DENIED",
+      /^certificate CN=no-role,OU=billing,O=qmfleet carries no qmfleet role: issue it with OU=read or OU=admin, or start the agent with --role/,
+    );
+    const mapped = await startAgent({ extraArgs: ["--role", "no-role=read"] });
+    assert.equal(assertOk(await call(mapped.address, noRole, "getAgentInfo")).callerRole, "read");
+    assertRejected(await call(mapped.address, noRole, "sendNow"), "PERMISSION_DENIED", /needs the admin role/);
+  });
+
+  it("refuses a call without a deadline", async () => {
+    const operator = tlsCredentials(certs, certs.operator);
+    assertRejected(
+      await call(agent.address, operator, "getStats", true),
+      "INVALID_ARGUMENT",
+      /^GetStats was called without a deadline: every call must set one$/,
+    );
+    assertOk(await call(agent.address, operator, "getStats"));
+  });
+
+  it("names an unusable queue root in FAILED_PRECONDITION, and keeps serving", async () => {
+    const missing = join(dir, "no-such-queue");
+    const broken = await startAgent({ queue: missing });
+    assert.match(broken.log(), new RegExp(`warning: cannot read queue root ${missing}: ENOENT`));
+    assertRejected(
+      await call(broken.address, tlsCredentials(certs, certs.operator), "getStats"),
+      "FAILED_PRECONDITION",
+      new RegExp(`^cannot read queue root ${missing}: ENOENT \\(check the queue root`),
+    );
+  });
+
+  it("tells an agent not running as root that it cannot read the queue", async () => {
+    // The agent runs as nobody: it can read its own key and certificates, not the root-owned queue.
+    const nobody = { uid: 65534, gid: 65534 };
+    const key = join(dir, "nobody-agent.key");
+    await copyFile(certs.server.key, key);
+    await chown(key, nobody.uid, nobody.gid);
+    await chmod(dir, 0o755);
+    await chmod(join(dir, "pki"), 0o755);
+    const asNobody = await startAgent({ certs: { ...certs, server: { ...certs.server, key } }, user: nobody });
+    assertRejected(
+      await call(asNobody.address, tlsCredentials(certs, certs.operator), "getStats"),
+      "FAILED_PRECONDITION",
+      /^cannot read .*: EACCES \(run the agent as root or as qmails\)$/,
+    );
+  });
+});
