@@ -24,7 +24,10 @@ describe("qmfleet arguments", () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "qmfleet-cli-"));
     inventory = join(dir, "fleet.yaml");
-    await writeFile(inventory, "tls: { ca: ca.crt, cert: op.crt, key: op.key }\nhosts:\n  - { name: mx1, address: localhost:7001 }\n");
+    await writeFile(
+      inventory,
+      "tls: { ca: ca.crt, cert: op.crt, key: op.key }\nhosts:\n  - { name: mx1, address: localhost:7001 }\n",
+    );
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -52,7 +55,10 @@ describe("qmfleet arguments", () => {
       [["-s"], /no inventory: give --inventory FILE or set QMFLEET_INVENTORY/],
       [["--inventory", inventory, "-s", "--json", "--format", "csv"], /--json and --format csv contradict/],
       [["--inventory", inventory, "-s", "--format", "xml"], /argument 'xml' is invalid/],
-      [["--inventory", inventory, "-s", "--timeout", "0"], /invalid --timeout "0": expected a positive number/],
+      [
+        ["--inventory", inventory, "-s", "--timeout", "0"],
+        /invalid --timeout "0": expected a positive number/,
+      ],
       [["--inventory", inventory, "-s", "--hosts", "mx9"], /has no host named mx9/],
       [["--inventory", join(dir, "nope.yaml"), "-s"], /cannot read inventory .*nope\.yaml: ENOENT/],
       [["--inventory", inventory, "-s", "--nonsense"], /unknown option '--nonsense'/],

@@ -31,7 +31,10 @@ function csvField(value: string | number): string {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-export function renderCsv(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+export function renderCsv(
+  header: readonly string[],
+  rows: readonly (readonly (string | number)[])[],
+): string {
   return [header, ...rows].map((row) => `${row.map(csvField).join(",")}\r\n`).join("");
 }
 

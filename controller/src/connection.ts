@@ -1,7 +1,7 @@
 // One grpc-js client per agent, all sharing the operator's client certificate from the
 // inventory. Clients connect lazily on their first call and are closed together.
 
-import { X509Certificate, createPrivateKey } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { type ChannelCredentials, credentials } from "@grpc/grpc-js";
 import { AgentServiceClient } from "@qmfleet/proto";
@@ -20,12 +20,17 @@ function parsePem<T>(inventory: string, field: string, path: string, parse: () =
   try {
     return parse();
   } catch (error) {
-    throw new InventoryError(`inventory ${inventory}: ${field}: ${path} is not usable PEM: ${(error as Error).message}`);
+    throw new InventoryError(
+      `inventory ${inventory}: ${field}: ${path} is not usable PEM: ${(error as Error).message}`,
+    );
   }
 }
 
 /** The controller's side of mutual TLS: the fleet CA, and the operator's certificate and key. */
-export async function loadClientCredentials(tls: TlsPaths, inventoryFile: string): Promise<ChannelCredentials> {
+export async function loadClientCredentials(
+  tls: TlsPaths,
+  inventoryFile: string,
+): Promise<ChannelCredentials> {
   const [ca, cert, key] = await Promise.all([
     readPem(inventoryFile, "tls.ca", tls.ca),
     readPem(inventoryFile, "tls.cert", tls.cert),
@@ -36,7 +41,9 @@ export async function loadClientCredentials(tls: TlsPaths, inventoryFile: string
   const certificate = parsePem(inventoryFile, "tls.cert", tls.cert, () => new X509Certificate(cert));
   const privateKey = parsePem(inventoryFile, "tls.key", tls.key, () => createPrivateKey(key));
   if (!certificate.checkPrivateKey(privateKey)) {
-    throw new InventoryError(`inventory ${inventoryFile}: tls.key ${tls.key} is not the key of tls.cert ${tls.cert}`);
+    throw new InventoryError(
+      `inventory ${inventoryFile}: tls.key ${tls.key} is not the key of tls.cert ${tls.cert}`,
+    );
   }
   return credentials.createSsl(ca, key, cert);
 }

@@ -14,7 +14,12 @@ import {
   type sendUnaryData,
   status,
 } from "@grpc/grpc-js";
-import { AgentServiceService, type GetStatsRequest, type GetStatsResponse, type QueueStats } from "@qmfleet/proto";
+import {
+  AgentServiceService,
+  type GetStatsRequest,
+  type GetStatsResponse,
+  type QueueStats,
+} from "@qmfleet/proto";
 import { type AgentClients, agentClients } from "./connection.js";
 import { fanOut, type HostCall, type HostOutcome, unaryCall } from "./fanout.js";
 import type { InventoryHost } from "./inventory.js";
@@ -40,7 +45,9 @@ function statsOf(messages: number): QueueStats {
 }
 
 /** A server on loopback whose GetStats does whatever `handler` says; one port per host name. */
-async function scriptedServer(handlers: Record<string, StatsHandler>): Promise<{ hosts: InventoryHost[]; stop(): void }> {
+async function scriptedServer(
+  handlers: Record<string, StatsHandler>,
+): Promise<{ hosts: InventoryHost[]; stop(): void }> {
   const server = new Server();
   const byPort = new Map<number, StatsHandler>();
   const getStats: handleUnaryCall<GetStatsRequest, GetStatsResponse> = (call, callback) => {
@@ -52,7 +59,9 @@ async function scriptedServer(handlers: Record<string, StatsHandler>): Promise<{
   const hosts: InventoryHost[] = [];
   for (const [name, handler] of Object.entries(handlers)) {
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
     );
     byPort.set(port, handler);
     hosts.push({ name, address: `127.0.0.1:${port}`, tags: [] });
@@ -87,7 +96,8 @@ async function collect<T>(outcomes: AsyncIterable<HostOutcome<T>>): Promise<Map<
   return byName;
 }
 
-const getStats: HostCall<GetStatsResponse> = (client, ctx) => unaryCall(client.getStats.bind(client), {}, ctx);
+const getStats: HostCall<GetStatsResponse> = (client, ctx) =>
+  unaryCall(client.getStats.bind(client), {}, ctx);
 
 describe("fanOut", () => {
   let clients: AgentClients;
@@ -113,7 +123,10 @@ describe("fanOut", () => {
       assert.equal(result.get("ok")?.value?.stats?.messagesInQueue, 7);
       assert.deepEqual(seen.denied, ["denied", "PERMISSION_DENIED: GetStats needs the read role"]);
       assert.deepEqual(seen.unauthenticated, ["denied", "UNAUTHENTICATED: no client certificate"]);
-      assert.deepEqual(seen.failed, ["failed", "FAILED_PRECONDITION: cannot read /var/qmail/queue/mess: EACCES"]);
+      assert.deepEqual(seen.failed, [
+        "failed",
+        "FAILED_PRECONDITION: cannot read /var/qmail/queue/mess: EACCES",
+      ]);
       assert.equal(seen.slow?.[0], "timed_out");
       assert.match(String(seen.slow?.[1]), /^DEADLINE_EXCEEDED: /);
       assert.equal(seen.down?.[0], "unreachable");
@@ -149,7 +162,9 @@ describe("fanOut", () => {
   });
 
   it("keeps at most `concurrency` hosts in flight", async () => {
-    const fleet = await scriptedServer(Object.fromEntries(["a", "b", "c", "d", "e"].map((n) => [n, answer(1)])));
+    const fleet = await scriptedServer(
+      Object.fromEntries(["a", "b", "c", "d", "e"].map((n) => [n, answer(1)])),
+    );
     let active = 0;
     let most = 0;
     try {
@@ -170,7 +185,10 @@ describe("fanOut", () => {
         ),
       );
       assert.equal(most, 2);
-      assert.deepEqual([...result.values()].map((o) => o.state), ["ok", "ok", "ok", "ok", "ok"]);
+      assert.deepEqual(
+        [...result.values()].map((o) => o.state),
+        ["ok", "ok", "ok", "ok", "ok"],
+      );
     } finally {
       fleet.stop();
     }
@@ -203,7 +221,10 @@ describe("fanOut", () => {
       assert.equal(result.get("second")?.error, "cancelled before the call started");
       // The twin: without the abort, the same fleet answers.
       const again = await collect(fanOut(fleet.hosts.slice(1), clients, getStats, { timeoutMs: 30_000 }));
-      assert.deepEqual([...again.values()].map((o) => o.state), ["ok", "ok"]);
+      assert.deepEqual(
+        [...again.values()].map((o) => o.state),
+        ["ok", "ok"],
+      );
       // Resolves only if the agent saw the call cancelled (otherwise the test times out).
       await serverSawCancel;
     } finally {

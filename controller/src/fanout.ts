@@ -143,7 +143,11 @@ export type UnaryMethod<Req, Res> = (
 ) => ClientUnaryCall;
 
 /** Promise form of a unary call, with the host's deadline and cancellation. */
-export function unaryCall<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, ctx: HostCallContext): Promise<Res> {
+export function unaryCall<Req, Res>(
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  ctx: HostCallContext,
+): Promise<Res> {
   return new Promise((resolve, reject) => {
     const cancel = () => pending.cancel();
     const pending = method(request, new Metadata(), { deadline: ctx.deadline }, (error, response) => {

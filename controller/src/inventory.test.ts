@@ -24,11 +24,14 @@ hosts:
 const FILE = "/srv/fleet/fleet.yaml";
 
 function fails(text: string, message: RegExp): void {
-  assert.throws(() => parseInventory(text, FILE), (error: unknown) => {
-    assert.ok(error instanceof InventoryError, String(error));
-    assert.match(error.message, message);
-    return true;
-  });
+  assert.throws(
+    () => parseInventory(text, FILE),
+    (error: unknown) => {
+      assert.ok(error instanceof InventoryError, String(error));
+      assert.match(error.message, message);
+      return true;
+    },
+  );
 }
 
 describe("parseInventory", () => {
@@ -51,14 +54,29 @@ describe("parseInventory", () => {
     fails("tls: [\n", /^inventory \/srv\/fleet\/fleet\.yaml: not valid YAML: .*line/);
     fails(VALID.replace("  ca: pki/ca.crt\n", ""), /fleet\.yaml: tls\.ca: expected a non-empty string/);
     fails(VALID.replace("tls:", "tlz:"), /: top level\.tlz: unknown field/);
-    fails(VALID.replace("address: localhost:7001", "address: localhost"), /: hosts\[0\]\.address: "localhost" is not host:port/);
+    fails(
+      VALID.replace("address: localhost:7001", "address: localhost"),
+      /: hosts\[0\]\.address: "localhost" is not host:port/,
+    );
     fails(VALID.replace("address: localhost:7001", "address: localhost:70000"), /hosts\[0\]\.address/);
     fails(VALID.replace("name: mx2", "name: mx1"), /: hosts\[1\]\.name: "mx1" is already used by hosts\[0\]/);
-    fails(VALID.replace('"[::1]:7002"', "localhost:7001"), /: hosts\[1\]\.address: "localhost:7001" is already used/);
+    fails(
+      VALID.replace('"[::1]:7002"', "localhost:7001"),
+      /: hosts\[1\]\.address: "localhost:7001" is already used/,
+    );
     fails(VALID.replace("tags: [osaka]", "tags: osaka"), /: hosts\[1\]\.tags: expected a list/);
-    fails(VALID.replace("tags: [osaka]", "tags: [osaka, 7]"), /: hosts\[1\]\.tags\[1\]: expected a non-empty string/);
-    fails(VALID.replace("name: mx3", "name: mx 3"), /: hosts\[2\]\.name: "mx 3" may not contain spaces or commas/);
-    fails(VALID.replace("    tags: [osaka]\n", "    tags: [osaka]\n    port: 7\n"), /: hosts\[1\]\.port: unknown field/);
+    fails(
+      VALID.replace("tags: [osaka]", "tags: [osaka, 7]"),
+      /: hosts\[1\]\.tags\[1\]: expected a non-empty string/,
+    );
+    fails(
+      VALID.replace("name: mx3", "name: mx 3"),
+      /: hosts\[2\]\.name: "mx 3" may not contain spaces or commas/,
+    );
+    fails(
+      VALID.replace("    tags: [osaka]\n", "    tags: [osaka]\n    port: 7\n"),
+      /: hosts\[1\]\.port: unknown field/,
+    );
     fails("tls: { ca: a, cert: b, key: c }\nhosts: []\n", /: hosts: expected a non-empty list/);
   });
 });
@@ -89,7 +107,8 @@ describe("loadInventory", () => {
 
 describe("selectHosts", () => {
   const inv = parseInventory(VALID, FILE);
-  const names = (selector: Parameters<typeof selectHosts>[1]) => selectHosts(inv, selector).map((h) => h.name);
+  const names = (selector: Parameters<typeof selectHosts>[1]) =>
+    selectHosts(inv, selector).map((h) => h.name);
 
   it("targets every host by default, in inventory order", () => {
     assert.deepEqual(names({}), ["mx1", "mx2", "mx3"]);

@@ -96,7 +96,10 @@ function readHost(reader: Reader, value: unknown, index: number): InventoryHost 
   const address = reader.text(fields.address, `${field}.address`, "mx1.example.jp:7001");
   const port = Number(ADDRESS.exec(address)?.[1]);
   if (!(port >= 1 && port <= 65535)) {
-    reader.fail(`${field}.address`, `"${address}" is not host:port (e.g. mx1.example.jp:7001 or [2001:db8::1]:7001)`);
+    reader.fail(
+      `${field}.address`,
+      `"${address}" is not host:port (e.g. mx1.example.jp:7001 or [2001:db8::1]:7001)`,
+    );
   }
   const tags = fields.tags ?? [];
   if (!Array.isArray(tags)) {
@@ -183,7 +186,9 @@ export function selectHosts(inventory: Inventory, selector: HostSelector = {}): 
     throw new InventoryError(`inventory ${inventory.file}: no host has tag ${unknownTags.join(", ")}`);
   }
   const selected = inventory.hosts.filter(
-    (h) => (names.length === 0 || names.includes(h.name)) && (tags.length === 0 || h.tags.some((t) => tags.includes(t))),
+    (h) =>
+      (names.length === 0 || names.includes(h.name)) &&
+      (tags.length === 0 || h.tags.some((t) => tags.includes(t))),
   );
   if (selected.length === 0) {
     throw new InventoryError(

@@ -54,7 +54,8 @@ describe("generateFleetCertificates", () => {
   });
 
   it("makes an agent certificate valid for localhost, 127.0.0.1, ::1 and the extra names only", async () => {
-    const ok = (extra: string[]) => verifies(certs.ca.cert, certs.server.cert, ["-purpose", "sslserver", ...extra]);
+    const ok = (extra: string[]) =>
+      verifies(certs.ca.cert, certs.server.cert, ["-purpose", "sslserver", ...extra]);
     assert.equal(await ok(["-verify_hostname", "localhost"]), true);
     assert.equal(await ok(["-verify_ip", "127.0.0.1"]), true);
     assert.equal(await ok(["-verify_ip", "::1"]), true);
@@ -72,7 +73,9 @@ describe("generateFleetCertificates", () => {
 
   it("gives every certificate its own serial", async () => {
     const serials = await Promise.all(
-      [certs.server, certs.operator, certs.reader, certs.noRole].map(async (p) => (await x509(p.cert)).serialNumber),
+      [certs.server, certs.operator, certs.reader, certs.noRole].map(
+        async (p) => (await x509(p.cert)).serialNumber,
+      ),
     );
     assert.equal(new Set(serials).size, serials.length);
   });

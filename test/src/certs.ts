@@ -119,7 +119,19 @@ async function makeLeaf(
 ): Promise<KeyPairFiles> {
   const files = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
   const csr = join(dir, `${name}.csr`);
-  await openssl(["req", "-new", "-config", config, ...EC_KEY, "-keyout", files.key, "-out", csr, "-subj", subject]);
+  await openssl([
+    "req",
+    "-new",
+    "-config",
+    config,
+    ...EC_KEY,
+    "-keyout",
+    files.key,
+    "-out",
+    csr,
+    "-subj",
+    subject,
+  ]);
   await openssl([
     "x509",
     "-req",

@@ -26,7 +26,9 @@ function tlsFiles(flags: ServeFlags): TlsFiles | undefined {
     return undefined;
   }
   if (missing.length > 0) {
-    throw new Error(`mutual TLS needs --tls-ca, --tls-cert and --tls-key: missing ${missing.map(([k]) => k).join(", ")}`);
+    throw new Error(
+      `mutual TLS needs --tls-ca, --tls-cert and --tls-key: missing ${missing.map(([k]) => k).join(", ")}`,
+    );
   }
   return { ca: flags.tlsCa as string, cert: flags.tlsCert as string, key: flags.tlsKey as string };
 }
@@ -50,15 +52,16 @@ async function serve(flags: ServeFlags): Promise<void> {
     ...(flags.insecureLoopback ? { insecureLoopback: true } : {}),
     ...(flags.hostname ? { hostname: flags.hostname } : {}),
   });
-  const security = tls ? "mutual TLS" : "PLAINTEXT, loopback only, read role only: development use";
-  log(`serving queue ${server.config.queueRoot} on ${server.address} (${security})`);
   // A queue that cannot be read is reported on every call; say it now too, where the operator
   // starting the agent looks. The agent keeps running: the queue may be mounted later.
   try {
-    await detectLayout(server.config.queueRoot);
+    detectLayout(server.config.queueRoot);
   } catch (error) {
     log(`warning: ${toRpcError(error).message}`);
   }
+  // Last: supervisors and tests take this line as "ready".
+  const security = tls ? "mutual TLS" : "PLAINTEXT, loopback only, read role only: development use";
+  log(`serving queue ${server.config.queueRoot} on ${server.address} (${security})`);
 
   let signals = 0;
   const stop = (signal: NodeJS.Signals): void => {
@@ -77,6 +80,17 @@ async function serve(flags: ServeFlags): Promise<void> {
   process.on("SIGINT", stop);
 }
 
+const SERVE_HELP = `
+Clients must present a certificate signed by --tls-ca. Its role decides what it may do:
+  read   agent info, statistics, listings, summaries, reading messages, checks, quarantine list
+  admin  everything read may, and purge (preview and execute), retry sooner, send now, restore
+The role is the certificate's OU (OU=read or OU=admin), unless --role maps its CN. A certificate
+with neither is refused (PERMISSION_DENIED). Every call must carry a deadline.
+
+Example:
+  qmfleet-agent serve --queue /var/qmail/queue --listen 0.0.0.0:7001 \\
+    --tls-ca /etc/qmfleet/ca.crt --tls-cert /etc/qmfleet/agent.crt --tls-key /etc/qmfleet/agent.key`;
+
 export function registerServeCommand(program: Command): void {
   program
     .command("serve")
@@ -86,7 +100,10 @@ export function registerServeCommand(program: Command): void {
     .option("--tls-ca <file>", "CA certificate (PEM) that client certificates must chain to")
     .option("--tls-cert <file>", "this agent's certificate (PEM)")
     .option("--tls-key <file>", "this agent's private key (PEM)")
-    .option("--insecure-loopback", "development only: plaintext, loopback listen address, read role for every caller")
+    .option(
+      "--insecure-loopback",
+      "development only: plaintext, loopback listen address, read role for every caller",
+    )
     .option(
       "--role <CN=ROLE>",
       "grant ROLE (read|admin) to client certificates with this CN, overriding their OU (repeatable)",
@@ -95,5 +112,6 @@ export function registerServeCommand(program: Command): void {
     )
     .option("--hostname <name>", "host name reported to controllers (default: this machine's)")
     .option("--shutdown-grace <seconds>", "on SIGTERM/SIGINT, how long calls in flight may finish", "10")
+    .addHelpText("after", SERVE_HELP)
     .action(serve);
 }

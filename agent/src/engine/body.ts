@@ -28,10 +28,22 @@ export function bodyTexts(headerBlock: Buffer, body: Buffer, truncated: boolean)
       // The part after an attached message is its top entity, holding the message's header block.
       const inner = parts[i + 1];
       if (!inner) return;
-      const fields = listHeaderFields(inner.headerBlock).map((f) => (f.name === "" ? f.decoded : `${f.name}: ${f.decoded}`));
-      texts.push({ path: part.path, contentType: part.contentType, text: fields.join("\n"), truncated: false });
+      const fields = listHeaderFields(inner.headerBlock).map((f) =>
+        f.name === "" ? f.decoded : `${f.name}: ${f.decoded}`,
+      );
+      texts.push({
+        path: part.path,
+        contentType: part.contentType,
+        text: fields.join("\n"),
+        truncated: false,
+      });
     } else if (!part.container && part.contentType.startsWith("text/")) {
-      texts.push({ path: part.path, contentType: part.contentType, text: partText(part), truncated: part.truncated });
+      texts.push({
+        path: part.path,
+        contentType: part.contentType,
+        text: partText(part),
+        truncated: part.truncated,
+      });
     }
   });
   return texts;

@@ -4,9 +4,9 @@
 // a record without its final NUL or of an unknown type is kept where it makes sense and
 // reported, so check.ts can list it and a listing never crashes on a damaged queue.
 
+import { isUtf8 } from "node:buffer";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { isUtf8 } from "node:buffer";
 import type { Channel, Recipient } from "./model.js";
 
 // Bytes that are not valid UTF-8 become U+DC80..U+DCFF ("surrogate escape"): valid UTF-8 never
@@ -67,7 +67,10 @@ export function splitRecords(data: Buffer): RecordSplit {
     if (end === start) {
       records.push({ type: "", value: data.subarray(start, start) });
     } else {
-      records.push({ type: String.fromCharCode(data[start] as number), value: data.subarray(start + 1, end) });
+      records.push({
+        type: String.fromCharCode(data[start] as number),
+        value: data.subarray(start + 1, end),
+      });
     }
     start = end + 1;
   }
@@ -187,7 +190,11 @@ export class VirtualDomains {
     if (at === -1) return stored;
     const domain = stored.slice(at + 1).toLowerCase();
     for (const [addr, prefix] of this.exact) {
-      if (prefix !== "" && addr.endsWith(`@${domain}`) && stored.toLowerCase() === `${prefix}-${addr}`.toLowerCase()) {
+      if (
+        prefix !== "" &&
+        addr.endsWith(`@${domain}`) &&
+        stored.toLowerCase() === `${prefix}-${addr}`.toLowerCase()
+      ) {
         return stored.slice(prefix.length + 1);
       }
     }

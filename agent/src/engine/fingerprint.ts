@@ -26,10 +26,11 @@ export function fingerprintOf(size: number, head: Buffer): string {
 // of orphaned mess files relies on. Only the owner or root may use it; others get EPERM.
 const NOATIME = fs.constants.O_NOATIME ?? 0;
 // Queue files are never symlinks; one that is must not lead a root process elsewhere (ELOOP).
-const READ = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
+// O_NONBLOCK: a FIFO left among queue files must not hang the open (no effect on regular files).
+const READ = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | fs.constants.O_NONBLOCK;
 let noatimeAllowed = NOATIME !== 0;
 
-/** Opens a queue file read-only, never through a symlink, without touching its atime where the kernel lets us. */
+/** Opens a queue file read-only, never through a symlink or blocking on a FIFO, without touching its atime where the kernel lets us. */
 export function openNoAtime(file: string): number {
   if (noatimeAllowed) {
     try {

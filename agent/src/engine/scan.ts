@@ -16,7 +16,15 @@ import * as fs from "node:fs";
 import { loadRouting, parseInfo, parseRecipients, parseTodo, type Routing } from "./envelope.js";
 import { FINGERPRINT_SPAN, fingerprintOf, type MessageHead, openNoAtime, readHead } from "./fingerprint.js";
 import { cutHeaderBlock, summarizeHeaders } from "./headers.js";
-import { isMessageName, messagePaths, qmailHomeOf, queueAccessError, splitOf, todoDirs } from "./layout.js";
+import {
+  isMessageName,
+  messageFileNames,
+  messagePaths,
+  qmailHomeOf,
+  queueAccessError,
+  splitOf,
+  todoDirs,
+} from "./layout.js";
 import type { MessageHeaders, MessageState, QueuedMessage, QueueLayout, Recipient } from "./model.js";
 
 export interface ScanOptions {
@@ -53,12 +61,15 @@ export const EMPTY_HEADERS: Readonly<MessageHeaders> = Object.freeze({
   messageId: "",
 });
 
-const NOFOLLOW = fs.constants.O_NOFOLLOW ?? 0;
-const READ = fs.constants.O_RDONLY | NOFOLLOW;
 const DEFAULT_HEAD = 16 * 1024;
 
 // Envelope files are tiny; one reused buffer avoids an allocation per read.
 const scratch = Buffer.allocUnsafe(64 * 1024);
+
+function isAbsent(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ELOOP";
+}
 
 interface SmallFile {
   data: Buffer;
@@ -73,42 +84,36 @@ interface SmallFile {
 function readSmall(abs: string, wantMtime: boolean): SmallFile | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(abs, READ);
+    fd = openNoAtime(abs);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    // ENOENT: finished meanwhile; ELOOP: a symlink, never followed.
+    if (isAbsent(err)) return undefined;
     throw queueAccessError("read", abs, err);
   }
   try {
     const mtime = wantMtime ? Math.floor(fs.fstatSync(fd).mtimeMs / 1000) : 0;
-    let n = fs.readSync(fd, scratch, 0, scratch.length, 0);
+    const n = fs.readSync(fd, scratch, 0, scratch.length, 0);
     if (n < scratch.length) return { data: scratch.subarray(0, n), mtime };
     // Longer than 64 KiB (thousands of recipients): read the rest too.
     const parts = [Buffer.from(scratch)];
-    const chunk = Buffer.allocUnsafe(scratch.length);
-    let pos = n;
-    while ((n = fs.readSync(fd, chunk, 0, chunk.length, pos)) > 0) {
-      parts.push(Buffer.from(chunk.subarray(0, n)));
-      pos += n;
+    for (let pos = n; ; ) {
+      const chunk = Buffer.allocUnsafe(scratch.length);
+      const got = fs.readSync(fd, chunk, 0, chunk.length, pos);
+      if (got === 0) break;
+      parts.push(chunk.subarray(0, got));
+      pos += got;
     }
     return { data: Buffer.concat(parts), mtime };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EISDIR") return undefined;
+    throw queueAccessError("read", abs, err);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Names of regular files with message names in root/rel; absent dir = none (reading tolerates a broken split). */
 function messageNames(root: string, rel: string): string[] {
-  const abs = `${root}/${rel}`;
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(abs, { withFileTypes: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw queueAccessError("read", abs, err);
-  }
-  const names: string[] = [];
-  for (const e of entries) if (e.isFile() && isMessageName(e.name)) names.push(e.name);
-  return names;
+  return messageFileNames(`${root}/${rel}`);
 }
 
 function readMess(abs: string, headBytes: number): MessageHead | undefined {
@@ -116,9 +121,8 @@ function readMess(abs: string, headBytes: number): MessageHead | undefined {
   try {
     fd = openNoAtime(abs);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
     // ENOENT: an orphan (check.ts reports it) or delivered meanwhile; ELOOP: a symlink.
-    if (code === "ENOENT" || code === "ELOOP") return undefined;
+    if (isAbsent(err)) return undefined;
     throw queueAccessError("read", abs, err);
   }
   try {
@@ -240,7 +244,12 @@ class Walker {
     if (!file) return undefined;
     const todo = parseTodo(file.data);
     const recipients = todo.recipients.map(
-      (address): Recipient => ({ channel: this.routing.channelOf(address), address, stored: address, done: false }),
+      (address): Recipient => ({
+        channel: this.routing.channelOf(address),
+        address,
+        stored: address,
+        done: false,
+      }),
     );
     return this.withMess(id, paths, state, file.mtime, todo.sender, recipients, false);
   }
@@ -273,7 +282,9 @@ class Walker {
       paths,
     };
     const head = mess.head;
-    const bodyOffset = cut.complete ? cut.block.length + (head[cut.block.length] === 0x0d ? 2 : 1) : mess.size;
+    const bodyOffset = cut.complete
+      ? cut.block.length + (head[cut.block.length] === 0x0d ? 2 : 1)
+      : mess.size;
     return {
       message,
       headBlock: cut.block,
@@ -297,16 +308,21 @@ export function* scanQueueSync(layout: QueueLayout, opts: ScanOptions = {}): Gen
 // The agent serves other calls while it scans: give the event loop a turn this often.
 const SLICE_MS = 8;
 
-/** Every message (or opts.ids), yielding to the event loop between slices of synchronous reads. */
-export async function* scanQueue(layout: QueueLayout, opts: ScanOptions = {}): AsyncGenerator<ScanCandidate> {
+/** Runs a synchronous walk as an async one, yielding to the event loop between ~8 ms slices. */
+export async function* paced<T>(items: Iterable<T>): AsyncGenerator<T> {
   let sliceStart = performance.now();
   let count = 0;
-  for (const candidate of scanQueueSync(layout, opts)) {
-    yield candidate;
-    // performance.now() costs ~50 ns: look at the clock every 64 messages only.
+  for (const item of items) {
+    yield item;
+    // performance.now() costs ~50 ns: look at the clock every 64 items only.
     if ((++count & 63) === 0 && performance.now() - sliceStart > SLICE_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       sliceStart = performance.now();
     }
   }
+}
+
+/** Every message (or opts.ids), yielding to the event loop between slices of synchronous reads. */
+export function scanQueue(layout: QueueLayout, opts: ScanOptions = {}): AsyncGenerator<ScanCandidate> {
+  return paced(scanQueueSync(layout, opts));
 }

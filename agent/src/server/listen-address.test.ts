@@ -11,7 +11,15 @@ describe("parseListenAddress", () => {
   });
 
   it("rejects what is not HOST:PORT, saying what is expected", () => {
-    for (const bad of ["7001", "localhost", "localhost:", "localhost:99999", "::1:7001", "[localhost]:1", ":7001"]) {
+    for (const bad of [
+      "7001",
+      "localhost",
+      "localhost:",
+      "localhost:99999",
+      "::1:7001",
+      "[localhost]:1",
+      ":7001",
+    ]) {
       assert.throws(() => parseListenAddress(bad), /invalid listen address .*HOST:PORT|only an IPv6/, bad);
     }
   });
@@ -27,7 +35,14 @@ describe("isLoopbackHost", () => {
     for (const host of ["localhost", "127.0.0.1", "127.1.2.3", "::1"]) {
       assert.equal(isLoopbackHost(host), true, host);
     }
-    for (const host of ["0.0.0.0", "::", "10.0.0.1", "128.0.0.1", "localhost.example.com", "127.example.com"]) {
+    for (const host of [
+      "0.0.0.0",
+      "::",
+      "10.0.0.1",
+      "128.0.0.1",
+      "localhost.example.com",
+      "127.example.com",
+    ]) {
       assert.equal(isLoopbackHost(host), false, host);
     }
   });

@@ -12,7 +12,11 @@ import { qmailSendState } from "./qmail-send-lock.js";
 async function holdLock(file: string): Promise<ChildProcess> {
   const holder = spawn(
     "perl",
-    ["-e", 'use Fcntl ":flock"; open(F, ">>", $ARGV[0]) or die; flock(F, LOCK_EX) or die; $| = 1; print "held\\n"; sleep 600', file],
+    [
+      "-e",
+      'use Fcntl ":flock"; open(F, ">>", $ARGV[0]) or die; flock(F, LOCK_EX) or die; $| = 1; print "held\\n"; sleep 600',
+      file,
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   await once(holder.stdout as NodeJS.ReadableStream, "data");

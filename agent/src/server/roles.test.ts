@@ -55,7 +55,10 @@ describe("parseRoleMapping", () => {
   });
 
   it("rejects unknown roles and missing CNs", () => {
-    assert.throws(() => parseRoleMapping("ops=root"), /invalid role mapping "ops=root": expected CN=read or CN=admin/);
+    assert.throws(
+      () => parseRoleMapping("ops=root"),
+      /invalid role mapping "ops=root": expected CN=read or CN=admin/,
+    );
     assert.throws(() => parseRoleMapping("=read"), /invalid role mapping/);
     assert.throws(() => parseRoleMapping("ops"), /invalid role mapping/);
   });
@@ -63,7 +66,10 @@ describe("parseRoleMapping", () => {
 
 describe("describePeer", () => {
   it("names the certificate by its subject, or its serial when it has none", () => {
-    assert.equal(describePeer(cert({ CN: "ops", OU: ["read", "x"], O: "acme" })), "CN=ops,OU=read,OU=x,O=acme");
+    assert.equal(
+      describePeer(cert({ CN: "ops", OU: ["read", "x"], O: "acme" })),
+      "CN=ops,OU=read,OU=x,O=acme",
+    );
     assert.equal(describePeer(cert({})), "serial 0A");
   });
 });

@@ -41,11 +41,17 @@ export function toRpcError(error: unknown): RpcError {
         `cannot read${where}: ENOENT (is the queue root right? check --queue)`,
       );
     case "ENOTDIR":
-      return new RpcError(status.FAILED_PRECONDITION, `cannot read${where}: ENOTDIR (not a qmail queue directory)`);
+      return new RpcError(
+        status.FAILED_PRECONDITION,
+        `cannot read${where}: ENOTDIR (not a qmail queue directory)`,
+      );
     case "EMFILE":
     case "ENFILE":
     case "ENOMEM":
-      return new RpcError(status.RESOURCE_EXHAUSTED, `cannot read${where}: ${e.code} (the agent is out of resources)`);
+      return new RpcError(
+        status.RESOURCE_EXHAUSTED,
+        `cannot read${where}: ${e.code} (the agent is out of resources)`,
+      );
     default:
       if (e.code) {
         return new RpcError(status.INTERNAL, `cannot read${where}: ${e.code}: ${e.message}`);

@@ -7,11 +7,14 @@ import { once } from "node:events";
 import {
   type handleServerStreamingCall,
   type handleUnaryCall,
-  type ServerSurfaceCall,
+  type ServerUnaryCall,
   status,
 } from "@grpc/grpc-js";
-import { type Role, type RoleMap, roleAllows, describePeer, roleOfCertificate } from "./roles.js";
+import { describePeer, type Role, type RoleMap, roleAllows, roleOfCertificate } from "./roles.js";
 import { RpcError, toRpcError } from "./rpc-error.js";
+
+// What unary and streaming calls have in common (grpc-js does not export ServerSurfaceCall).
+type ServerSurfaceCall = ServerUnaryCall<unknown, unknown>;
 
 /** What the agent was started with; shared by every call. */
 export interface AgentConfig {
@@ -75,7 +78,10 @@ function openCall(call: ServerSurfaceCall, agent: AgentConfig, needed: Role, met
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
   if (!Number.isFinite(deadlineMs)) {
-    throw new RpcError(status.INVALID_ARGUMENT, `${method} was called without a deadline: every call must set one`);
+    throw new RpcError(
+      status.INVALID_ARGUMENT,
+      `${method} was called without a deadline: every call must set one`,
+    );
   }
   const abort = new AbortController();
   if (call.cancelled) {

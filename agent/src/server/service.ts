@@ -1,7 +1,7 @@
 // The AgentService: one entry per RPC of qmfleet/v1/agent.proto, each a small handler module
 // with the role it needs. An RPC not served yet answers UNIMPLEMENTED, after the role check.
 
-import { AgentServiceService, type AgentServiceServer } from "@qmfleet/proto";
+import { type AgentServiceServer, AgentServiceService } from "@qmfleet/proto";
 import { getAgentInfo } from "./handlers/get-agent-info.js";
 import { getStats } from "./handlers/get-stats.js";
 import { notYetImplemented } from "./handlers/not-yet-implemented.js";

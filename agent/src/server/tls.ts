@@ -1,8 +1,8 @@
 // The agent's TLS material: the fleet CA (client certificates must chain to it), and the agent's
 // own certificate and key. Read once at start-up; a bad file stops the start with its name.
 
-import { readFile } from "node:fs/promises";
 import { createPrivateKey, X509Certificate } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { ServerCredentials } from "@grpc/grpc-js";
 
 export interface TlsFiles {

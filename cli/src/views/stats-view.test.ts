@@ -4,11 +4,11 @@ import type { FleetStats } from "@qmfleet/controller";
 import type { QueueStats } from "@qmfleet/proto";
 import { formatAge, statsCsv, statsJson, statsNdjsonHost, statsTable } from "./stats-view.js";
 
+// Keys in the order the wire decoder gives them (preprocessed, field 10, last).
 function stats(messages: number, age: number): QueueStats {
   return {
     messagesInQueue: messages,
     notPreprocessed: 1,
-    preprocessed: messages - 1,
     withLocal: 2,
     withRemote: messages - 3,
     bouncing: 1,
@@ -16,19 +16,30 @@ function stats(messages: number, age: number): QueueStats {
     bytes: messages * 1000,
     oldestBirthUnix: 1_700_000_000 - age,
     oldestAgeSeconds: age,
+    preprocessed: messages - 1,
   };
 }
 
 const FLEET: FleetStats = {
   hosts: [
-    { host: { name: "mx1", address: "localhost:1", tags: [] }, state: "ok", value: stats(1200, 3 * 86_400 + 7200), elapsedMs: 5 },
+    {
+      host: { name: "mx1", address: "localhost:1", tags: [] },
+      state: "ok",
+      value: stats(1200, 3 * 86_400 + 7200),
+      elapsedMs: 5,
+    },
     {
       host: { name: "mx2", address: "localhost:2", tags: [] },
       state: "unreachable",
       error: "UNAVAILABLE: connect ECONNREFUSED",
       elapsedMs: 1,
     },
-    { host: { name: "mx3", address: "localhost:3", tags: [] }, state: "ok", value: stats(30, 59), elapsedMs: 4 },
+    {
+      host: { name: "mx3", address: "localhost:3", tags: [] },
+      state: "ok",
+      value: stats(30, 59),
+      elapsedMs: 4,
+    },
   ],
   total: { ...stats(1230, 3 * 86_400 + 7200), notPreprocessed: 2, withLocal: 4, bouncing: 2 },
   notOk: 1,
@@ -63,15 +74,39 @@ describe("stats views", () => {
   it("writes exactly one JSON document with hosts and total", () => {
     const doc = JSON.parse(statsJson(FLEET));
     assert.deepEqual(Object.keys(doc), ["hosts", "total"]);
-    assert.deepEqual(doc.hosts[1], { name: "mx2", state: "unreachable", error: "UNAVAILABLE: connect ECONNREFUSED" });
+    assert.deepEqual(doc.hosts[1], {
+      name: "mx2",
+      state: "unreachable",
+      error: "UNAVAILABLE: connect ECONNREFUSED",
+    });
     assert.deepEqual(doc.hosts[0], { name: "mx1", state: "ok", stats: stats(1200, 3 * 86_400 + 7200) });
     assert.equal(doc.total.messagesInQueue, 1230);
+    // People read the JSON too: counters in one order everywhere, preprocessed beside its kin.
+    const order = [
+      "messagesInQueue",
+      "notPreprocessed",
+      "preprocessed",
+      "withLocal",
+      "withRemote",
+      "bouncing",
+      "beingWritten",
+      "bytes",
+      "oldestBirthUnix",
+      "oldestAgeSeconds",
+    ];
+    assert.deepEqual(Object.keys(doc.hosts[0].stats), order);
+    assert.deepEqual(Object.keys(doc.total), order);
   });
 
   it("writes one NDJSON line per host", () => {
     const line = statsNdjsonHost(FLEET.hosts[1] as FleetStats["hosts"][number]);
     assert.equal(line.split("\n").length, 2);
-    assert.deepEqual(JSON.parse(line), { kind: "host", name: "mx2", state: "unreachable", error: "UNAVAILABLE: connect ECONNREFUSED" });
+    assert.deepEqual(JSON.parse(line), {
+      kind: "host",
+      name: "mx2",
+      state: "unreachable",
+      error: "UNAVAILABLE: connect ECONNREFUSED",
+    });
   });
 
   it("writes CSV with a header, quoting fields that need it", () => {

@@ -4,6 +4,24 @@ import type { FleetStats, HostOutcome } from "@qmfleet/controller";
 import type { QueueStats } from "@qmfleet/proto";
 import { type Column, renderCsv, renderJson, renderNdjsonLine, renderTable } from "../render.js";
 
+// Every output lists the counters in this order (the wire decoder's order differs).
+const STAT_FIELDS: readonly (keyof QueueStats)[] = [
+  "messagesInQueue",
+  "notPreprocessed",
+  "preprocessed",
+  "withLocal",
+  "withRemote",
+  "bouncing",
+  "beingWritten",
+  "bytes",
+  "oldestBirthUnix",
+  "oldestAgeSeconds",
+];
+
+function ordered(stats: QueueStats): QueueStats {
+  return Object.fromEntries(STAT_FIELDS.map((k) => [k, stats[k]])) as unknown as QueueStats;
+}
+
 /** A host as the JSON and NDJSON outputs show it. */
 export interface HostStatsRecord {
   name: string;
@@ -17,7 +35,7 @@ export function hostRecord(outcome: HostOutcome<QueueStats>): HostStatsRecord {
     name: outcome.host.name,
     state: outcome.state,
     ...(outcome.error !== undefined ? { error: outcome.error } : {}),
-    ...(outcome.value ? { stats: outcome.value } : {}),
+    ...(outcome.value ? { stats: ordered(outcome.value) } : {}),
   };
 }
 
@@ -81,7 +99,7 @@ export function statsTable(fleet: FleetStats): string {
 }
 
 export function statsJson(fleet: FleetStats): string {
-  return renderJson({ hosts: fleet.hosts.map(hostRecord), total: fleet.total });
+  return renderJson({ hosts: fleet.hosts.map(hostRecord), total: ordered(fleet.total) });
 }
 
 /** One line per host as it answers (write them as they come), then the total. */
@@ -90,31 +108,23 @@ export function statsNdjsonHost(outcome: HostOutcome<QueueStats>): string {
 }
 
 export function statsNdjsonTotal(fleet: FleetStats): string {
-  return renderNdjsonLine({ kind: "total", hosts: fleet.hosts.length, notOk: fleet.notOk, stats: fleet.total });
+  return renderNdjsonLine({
+    kind: "total",
+    hosts: fleet.hosts.length,
+    notOk: fleet.notOk,
+    stats: fleet.total,
+  });
 }
-
-const CSV_STATS: readonly (keyof QueueStats)[] = [
-  "messagesInQueue",
-  "notPreprocessed",
-  "preprocessed",
-  "withLocal",
-  "withRemote",
-  "bouncing",
-  "beingWritten",
-  "bytes",
-  "oldestBirthUnix",
-  "oldestAgeSeconds",
-];
 
 export function statsCsv(fleet: FleetStats): string {
   const row = (name: string, state: string, error: string, stats: QueueStats | undefined) => [
     name,
     state,
     error,
-    ...CSV_STATS.map((k) => (stats ? stats[k] : "")),
+    ...STAT_FIELDS.map((k) => (stats ? stats[k] : "")),
   ];
   return renderCsv(
-    ["host", "state", "error", ...CSV_STATS],
+    ["host", "state", "error", ...STAT_FIELDS],
     [
       ...fleet.hosts.map((o) => row(o.host.name, o.state, o.error ?? "", o.value)),
       row("TOTAL", totalState(fleet), "", fleet.total),

@@ -58,13 +58,16 @@ describe("qmfleet-agent serve", () => {
   });
 
   it("refuses to start without TLS, saying how to give it", async () => {
-    await assert.rejects(start({}), /exited \(1\)[^]*refusing to serve without TLS: give --tls-ca, --tls-cert and --tls-key/);
+    await assert.rejects(
+      start({}),
+      /exited \(1\)[\s\S]*refusing to serve without TLS: give --tls-ca, --tls-cert and --tls-key/,
+    );
   });
 
   it("names the missing TLS flag", async () => {
     await assert.rejects(
       start({ extraArgs: ["--tls-ca", certs.ca.cert, "--tls-cert", certs.server.cert] }),
-      /exited \(1\)[^]*mutual TLS needs --tls-ca, --tls-cert and --tls-key: missing --tls-key/,
+      /exited \(1\)[\s\S]*mutual TLS needs --tls-ca, --tls-cert and --tls-key: missing --tls-key/,
     );
   });
 
@@ -72,18 +75,18 @@ describe("qmfleet-agent serve", () => {
     const missing = join(dir, "nope.key");
     await assert.rejects(
       start({ certs: { ...certs, server: { ...certs.server, key: missing } } }),
-      new RegExp(`exited \\(1\\)[^]*cannot read --tls-key ${missing}: ENOENT`),
+      new RegExp(`exited \\(1\\)[\\s\\S]*cannot read --tls-key ${missing}: ENOENT`),
     );
     await assert.rejects(
       start({ certs: { ...certs, server: { ...certs.server, key: certs.reader.key } } }),
-      /exited \(1\)[^]*--tls-key .*reader\.key is not the key of --tls-cert .*agent\.crt/,
+      /exited \(1\)[\s\S]*--tls-key .*reader\.key is not the key of --tls-cert .*agent\.crt/,
     );
   });
 
   it("allows plaintext only on loopback, asked for by name, with the read role", async () => {
     await assert.rejects(
       start({ listen: "0.0.0.0:0", extraArgs: ["--insecure-loopback"] }),
-      /exited \(1\)[^]*--insecure-loopback needs a loopback listen address \(127\.0\.0\.1, ::1 or localhost\), not 0\.0\.0\.0/,
+      /exited \(1\)[\s\S]*--insecure-loopback needs a loopback listen address \(127\.0\.0\.1, ::1 or localhost\), not 0\.0\.0\.0/,
     );
     // The twin: the same flag on 127.0.0.1 starts, and serves reads in plaintext.
     const dev = await start({ listen: "127.0.0.1:0", extraArgs: ["--insecure-loopback"] });
@@ -92,7 +95,10 @@ describe("qmfleet-agent serve", () => {
     assert.equal(info.callerRole, "read");
     const denied = await sendNow(dev.address, credentials.createInsecure());
     assert.equal(denied?.code, status.PERMISSION_DENIED);
-    assert.match(String(denied?.details), /^SendNow needs the admin role; plaintext client 127\.0\.0\.1:\d+ has read$/);
+    assert.match(
+      String(denied?.details),
+      /^SendNow needs the admin role; plaintext client 127\.0\.0\.1:\d+ has read$/,
+    );
   });
 
   it("serves with TLS and reports the queue's shape; stops on SIGTERM with status 0", async () => {
@@ -105,6 +111,6 @@ describe("qmfleet-agent serve", () => {
     assert.match(info.queueId, /^mx-test\.example\.jp:\d+:\d+$/);
     assert.deepEqual(info.qmailSend, { running: false, pid: 0 });
     assert.equal(await agent.stop(), 0);
-    assert.match(agent.log(), /SIGTERM: stopping, letting calls in flight finish[^]*stopped\n$/);
+    assert.match(agent.log(), /SIGTERM: stopping, letting calls in flight finish[\s\S]*stopped\n$/);
   });
 });

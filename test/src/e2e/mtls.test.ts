@@ -4,7 +4,8 @@
 // right credentials succeeding, so a rejection cannot pass because nothing works.
 
 import assert from "node:assert/strict";
-import { chmod, chown, copyFile, mkdtemp, rm } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -13,13 +14,16 @@ import { AgentServiceClient, ListMessagesRequest } from "@qmfleet/proto";
 import { type FleetCertificates, generateFleetCertificates, type KeyPairFiles } from "../certs.js";
 import { buildQueue } from "../queue-builder.js";
 import { type AgentProcess, startAgentProcess } from "./processes.js";
-import { readFileSync } from "node:fs";
 
 type Outcome = { ok: true; value: Record<string, unknown> } | { ok: false; code: string; details: string };
 
 type UnaryName = "getAgentInfo" | "getStats" | "sendNow";
 
-function tlsCredentials(certs: FleetCertificates, client?: KeyPairFiles, trust: KeyPairFiles = certs.ca): ChannelCredentials {
+function tlsCredentials(
+  certs: FleetCertificates,
+  client?: KeyPairFiles,
+  trust: KeyPairFiles = certs.ca,
+): ChannelCredentials {
   const ca = readFileSync(trust.cert);
   return client
     ? credentials.createSsl(ca, readFileSync(client.key), readFileSync(client.cert))
@@ -33,7 +37,12 @@ function settle(error: ServiceError | null, value: unknown): Outcome {
 }
 
 /** One unary call on a fresh connection; a deadline unless `noDeadline`. */
-function call(address: string, creds: ChannelCredentials, method: UnaryName, noDeadline = false): Promise<Outcome> {
+function call(
+  address: string,
+  creds: ChannelCredentials,
+  method: UnaryName,
+  noDeadline = false,
+): Promise<Outcome> {
   const client = new AgentServiceClient(address, creds);
   const options = noDeadline ? {} : { deadline: new Date(Date.now() + 10_000) };
   return new Promise<Outcome>((resolve) => {
@@ -106,7 +115,10 @@ describe("agent access control over mutual TLS", () => {
   });
 
   it("rejects a client certificate from another CA, even with the same subject", async () => {
-    assertRejected(await call(agent.address, tlsCredentials(certs, certs.otherClient), "getAgentInfo"), "UNAVAILABLE");
+    assertRejected(
+      await call(agent.address, tlsCredentials(certs, certs.otherClient), "getAgentInfo"),
+      "UNAVAILABLE",
+    );
   });
 
   it("rejects plaintext", async () => {
@@ -151,7 +163,11 @@ describe("agent access control over mutual TLS", () => {
     );
     const mapped = await startAgent({ extraArgs: ["--role", "no-role=read"] });
     assert.equal(assertOk(await call(mapped.address, noRole, "getAgentInfo")).callerRole, "read");
-    assertRejected(await call(mapped.address, noRole, "sendNow"), "PERMISSION_DENIED", /needs the admin role/);
+    assertRejected(
+      await call(mapped.address, noRole, "sendNow"),
+      "PERMISSION_DENIED",
+      /needs the admin role/,
+    );
   });
 
   it("refuses a call without a deadline", async () => {
@@ -175,19 +191,24 @@ describe("agent access control over mutual TLS", () => {
     );
   });
 
-  it("tells an agent not running as root that it cannot read the queue", async () => {
-    // The agent runs as nobody: it can read its own key and certificates, not the root-owned queue.
+  it("tells an agent without the rights to read the queue what to do", async () => {
+    // A queue owned by another user, mode 0750, and an agent that is root but without the
+    // capabilities that let root read anything (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): the
+    // kernel says EACCES, as it does to an agent started as an ordinary user.
     const nobody = { uid: 65534, gid: 65534 };
-    const key = join(dir, "nobody-agent.key");
-    await copyFile(certs.server.key, key);
-    await chown(key, nobody.uid, nobody.gid);
-    await chmod(dir, 0o755);
-    await chmod(join(dir, "pki"), 0o755);
-    const asNobody = await startAgent({ certs: { ...certs, server: { ...certs.server, key } }, user: nobody });
+    const guarded = join(dir, "guarded-queue");
+    buildQueue(guarded, { owners: { queue: nobody, send: nobody, remote: nobody } });
+    const weak = await startAgent({
+      queue: guarded,
+      wrapper: ["setpriv", "--bounding-set=-dac_override,-dac_read_search"],
+    });
     assertRejected(
-      await call(asNobody.address, tlsCredentials(certs, certs.operator), "getStats"),
+      await call(weak.address, tlsCredentials(certs, certs.operator), "getStats"),
       "FAILED_PRECONDITION",
-      /^cannot read .*: EACCES \(run the agent as root or as qmails\)$/,
+      new RegExp(`^cannot read queue root ${guarded}: EACCES \\(run the agent as root or as qmails\\)$`),
     );
+    // The twin: the same queue, an agent with root's full rights.
+    const strong = await startAgent({ queue: guarded });
+    assertOk(await call(strong.address, tlsCredentials(certs, certs.operator), "getStats"));
   });
 });

@@ -41,25 +41,42 @@ export interface AgentProcessOptions {
   certs?: FleetCertificates;
   extraArgs?: string[];
   entry?: Entry;
-  /** Run the agent as this user instead of root. */
-  user?: { uid: number; gid: number };
+  /** A command the agent is started through, e.g. ["setpriv", "--bounding-set=-dac_override"]. */
+  wrapper?: string[];
 }
 
 /** The command line `qmfleet-agent serve` gets for these options. */
 export function agentServeArgs(options: AgentProcessOptions): string[] {
   const tls = options.certs
-    ? ["--tls-ca", options.certs.ca.cert, "--tls-cert", options.certs.server.cert, "--tls-key", options.certs.server.key]
+    ? [
+        "--tls-ca",
+        options.certs.ca.cert,
+        "--tls-cert",
+        options.certs.server.cert,
+        "--tls-key",
+        options.certs.server.key,
+      ]
     : [];
-  return ["serve", "--queue", options.queue, "--listen", options.listen ?? "localhost:0", ...tls, ...(options.extraArgs ?? [])];
+  return [
+    "serve",
+    "--queue",
+    options.queue,
+    "--listen",
+    options.listen ?? "localhost:0",
+    ...tls,
+    ...(options.extraArgs ?? []),
+  ];
 }
 
 /** Runs `qmfleet-agent serve` and resolves once it listens (or rejects with its stderr if it exits). */
 export async function startAgentProcess(options: AgentProcessOptions): Promise<AgentProcess> {
-  const child = spawn(process.execPath, [...nodeArgs(options.entry ?? "source", "agent", "qmfleet-agent"), ...agentServeArgs(options)], {
-    cwd: REPO_ROOT,
-    stdio: ["ignore", "ignore", "pipe"],
-    ...options.user,
-  });
+  const [command = process.execPath, ...prefix] = [...(options.wrapper ?? []), process.execPath];
+  const args = [
+    ...prefix,
+    ...nodeArgs(options.entry ?? "source", "agent", "qmfleet-agent"),
+    ...agentServeArgs(options),
+  ];
+  const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
   const address = await new Promise<string>((resolve, reject) => {
@@ -71,7 +88,9 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
         resolve(match[1]);
       }
     });
-    exited.then(([code, signal]) => reject(new Error(`qmfleet-agent exited (${code ?? signal}) before listening:\n${stderr}`)));
+    exited.then(([code, signal]) =>
+      reject(new Error(`qmfleet-agent exited (${code ?? signal}) before listening:\n${stderr}`)),
+    );
   });
   const port = Number(address.slice(address.lastIndexOf(":") + 1));
   return {

@@ -34,8 +34,17 @@ export async function waitUntil<T>(
   }
 }
 
-/** Starts the stand-in on `root` and resolves once it holds lock/sendmutex and has logged its first status. */
-export async function startQmailSend(root: string, opts: StandInOptions = {}): Promise<StandIn> {
+/** A stand-in ready to run: its files, and the command that starts it holding the lock. */
+export interface PreparedStandIn {
+  config: StandInConfig;
+  /** Holds bin/, config.json and the log ("current"); removed by StandIn.dispose(). */
+  workDir: string;
+  /** perl (flock lock/sendmutex, exec) + node + stand-in: run it as is, e.g. from a supervisor's run script. */
+  command: string[];
+}
+
+/** Writes the stand-in's bin links, config and empty log for `root`, without starting it. */
+export function prepareQmailSend(root: string, opts: StandInOptions = {}): PreparedStandIn {
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "qmail-send-"));
   const binDir = path.join(workDir, "bin");
   fs.mkdirSync(binDir);
@@ -53,22 +62,26 @@ export async function startQmailSend(root: string, opts: StandInOptions = {}): P
   const configFile = path.join(workDir, "config.json");
   fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
   fs.writeFileSync(config.logFile, "");
-
-  const out = fs.openSync(config.logFile, "a");
-  const child = spawn(
+  const command = [
     "perl",
-    [
-      "-e",
-      PERL_LOCK,
-      path.join(config.root, "lock", "sendmutex"),
-      path.join(binDir, "qmail-send"),
-      ...programArgs("stand-in"),
-      "--config",
-      configFile,
-    ],
-    // Its own process group, so dispose() can end whatever it started and nothing else.
-    { detached: true, stdio: ["ignore", out, out] },
-  );
+    "-e",
+    PERL_LOCK,
+    path.join(config.root, "lock", "sendmutex"),
+    path.join(binDir, "qmail-send"),
+    ...programArgs("stand-in"),
+    "--config",
+    configFile,
+  ];
+  return { config, workDir, command };
+}
+
+/** Starts the stand-in on `root` and resolves once it holds lock/sendmutex and has logged its first status. */
+export async function startQmailSend(root: string, opts: StandInOptions = {}): Promise<StandIn> {
+  const prepared = prepareQmailSend(root, opts);
+  const out = fs.openSync(prepared.config.logFile, "a");
+  const [file, ...args] = prepared.command;
+  // Its own process group, so dispose() can end whatever it started and nothing else.
+  const child = spawn(file ?? "perl", args, { detached: true, stdio: ["ignore", out, out] });
   fs.closeSync(out);
   let exited = false;
   child.on("exit", () => {
@@ -76,7 +89,7 @@ export async function startQmailSend(root: string, opts: StandInOptions = {}): P
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error("could not spawn perl to start the qmail-send stand-in");
-  const standIn = new StandIn(pid, config, workDir);
+  const standIn = new StandIn(pid, prepared.config, prepared.workDir);
   try {
     await waitUntil(
       () => {
@@ -91,6 +104,23 @@ export async function startQmailSend(root: string, opts: StandInOptions = {}): P
     throw error;
   }
   return standIn;
+}
+
+/** The stand-in that something else started from `prepared.command`, once it holds the lock. */
+export async function attachQmailSend(prepared: PreparedStandIn, timeoutMs = 20_000): Promise<StandIn> {
+  const pid = await waitUntil(
+    () => qmailSendHolder(prepared.config.root),
+    timeoutMs,
+    "a qmail-send stand-in to hold lock/sendmutex",
+  );
+  return new StandIn(pid, prepared.config, prepared.workDir);
+}
+
+/** The pid holding lock/sendmutex once it runs as qmail-send (between its flock and its exec it is still perl). */
+function qmailSendHolder(root: string, except?: number): number | undefined {
+  return lockHolders(path.join(root, "lock", "sendmutex")).find(
+    (p) => p !== except && liveComm(p) === "qmail-send",
+  );
 }
 
 function whichSleep(): string {
@@ -125,7 +155,10 @@ export class StandIn {
     const from = opts.from ?? 0;
     const timeoutMs = opts.timeoutMs ?? 15_000;
     return waitUntil(
-      () => this.log().slice(from).find((l) => re.test(l)),
+      () =>
+        this.log()
+          .slice(from)
+          .find((l) => re.test(l)),
       timeoutMs,
       `a log line matching ${re}`,
     ).catch(() => {
@@ -165,15 +198,20 @@ export class StandIn {
       .map((p) => p.pid);
   }
 
+  /** Until it has exited and its lock is released (a thread group leader shows as a zombie while its other threads still hold its files). */
   async waitForExit(timeoutMs = 15_000): Promise<void> {
-    await waitUntil(() => !this.running(), timeoutMs, `qmail-send stand-in ${this.pid} to exit`);
+    const mutex = path.join(this.root, "lock", "sendmutex");
+    await waitUntil(
+      () => !this.running() && !lockHolders(mutex).includes(this.pid),
+      timeoutMs,
+      `qmail-send stand-in ${this.pid} to exit`,
+    );
   }
 
   /** After something restarted qmail-send on this queue: the new instance (same log and config). */
   async successor(timeoutMs = 20_000): Promise<StandIn> {
-    const mutex = path.join(this.root, "lock", "sendmutex");
     const pid = await waitUntil(
-      () => lockHolders(mutex).find((p) => p !== this.pid && liveComm(p) !== undefined),
+      () => qmailSendHolder(this.root, this.pid),
       timeoutMs,
       "a new qmail-send stand-in to hold lock/sendmutex",
     );

@@ -61,7 +61,8 @@ try {
 }
 const id = fs.fstatSync(fd, { bigint: true }).ino;
 const n = String(id % BigInt(split));
-const rel = (dir: string, splitted: boolean) => (splitted ? path.join(dir, n, String(id)) : path.join(dir, String(id)));
+const rel = (dir: string, splitted: boolean) =>
+  splitted ? path.join(dir, n, String(id)) : path.join(dir, String(id));
 try {
   fs.linkSync(pidfn, path.join(root, rel("mess", true)));
 } catch {
@@ -78,7 +79,10 @@ fs.closeSync(fd);
 const intd = path.join(root, rel("intd", bigTodo));
 try {
   const ifd = fs.openSync(intd, "wx", 0o644);
-  fs.writeSync(ifd, Buffer.from(`u${uid}\0p${process.pid}\0${sender}\0${recipients.map((r) => `${r}\0`).join("")}`, "latin1"));
+  fs.writeSync(
+    ifd,
+    Buffer.from(`u${uid}\0p${process.pid}\0${sender}\0${recipients.map((r) => `${r}\0`).join("")}`, "latin1"),
+  );
   fs.fsyncSync(ifd);
   fs.closeSync(ifd);
 } catch {

@@ -2,13 +2,13 @@
 // these tests hold it to that, with real files, real signals and real child processes.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { QueueBuilder } from "../queue-builder.js";
-import { StandIn, startQmailSend, waitUntil } from "./control.js";
+import { type BuiltMessage, QueueBuilder } from "../queue-builder.js";
+import { type StandIn, startQmailSend, waitUntil } from "./control.js";
 import { descendants, liveComm, lockHolders } from "./proc-locks.js";
 
 let dir: string;
@@ -25,6 +25,8 @@ async function start(opts: Parameters<typeof startQmailSend>[1] = {}): Promise<S
 const exists = (rel: string) => fs.existsSync(path.join(root, rel));
 const read = (rel: string) => fs.readFileSync(path.join(root, rel));
 const mutex = () => path.join(root, "lock", "sendmutex");
+/** chattr +i makes unlink() fail with EPERM, even for root: a real way to freeze a step. */
+const chattr = (flag: "+i" | "-i", rel: string) => execFileSync("chattr", [flag, path.join(root, rel)]);
 
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "stand-in-test-"));
@@ -35,11 +37,6 @@ beforeEach(() => {
 afterEach(async () => {
   for (const s of running.splice(0)) await s.dispose();
   q.close();
-  for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) {
-    // a test may leave a file immutable when it fails midway
-    if (f.includes("info") || f.includes("remote")) spawn("chattr", ["-i", path.join(dir, f)]);
-  }
-  await new Promise((r) => setTimeout(r, 50));
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -68,7 +65,11 @@ describe("qmail-send stand-in: preprocessing todo/", () => {
       state: "todo",
       sender: "alice@src.example",
       pid: 4242,
-      recipients: [{ address: "bob@here.example" }, { address: "user@vdom.example" }, { address: "r@far.example" }],
+      recipients: [
+        { address: "bob@here.example" },
+        { address: "user@vdom.example" },
+        { address: "r@far.example" },
+      ],
     });
     assert.ok(exists(m.paths.todo) && exists(m.paths.intd));
     const before = Math.floor(Date.now() / 1000);
@@ -107,7 +108,11 @@ describe("qmail-send stand-in: deliveries", () => {
   it("marks D on success and failure (failure also appends to bounce/), leaves T on deferral", async () => {
     const m = q.add({
       message: "Subject: d\n\nx\n",
-      recipients: [{ address: "ok@good.example" }, { address: "later@slow.example" }, { address: "no@bad.example" }],
+      recipients: [
+        { address: "ok@good.example" },
+        { address: "later@slow.example" },
+        { address: "no@bad.example" },
+      ],
     });
     const s = await start({
       rules: [
@@ -117,14 +122,22 @@ describe("qmail-send stand-in: deliveries", () => {
     });
     // Its channel file's mtime is in the past: due at once (pqadd schedules from it).
     await waitUntil(() => s.log().filter((l) => /^delivery \d+: /.test(l)).length === 3, 10_000, "3 reports");
-    assert.deepEqual(read(m.paths.remote), Buffer.from("Dok@good.example\0Tlater@slow.example\0Dno@bad.example\0"));
+    assert.deepEqual(
+      read(m.paths.remote),
+      Buffer.from("Dok@good.example\0Tlater@slow.example\0Dno@bad.example\0"),
+    );
     assert.deepEqual(
       read(m.paths.bounce).toString(),
       "<no@bad.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n",
     );
     const log = s.log();
-    const delivery = (addr: string) => log.find((l) => l.endsWith(` to remote ${addr}`))?.match(/delivery (\d+)/)?.[1];
-    assert.ok(log.includes(`delivery ${delivery("no@bad.example")}: failure: Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/`));
+    const delivery = (addr: string) =>
+      log.find((l) => l.endsWith(` to remote ${addr}`))?.match(/delivery (\d+)/)?.[1];
+    assert.ok(
+      log.includes(
+        `delivery ${delivery("no@bad.example")}: failure: Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/`,
+      ),
+    );
     assert.ok(
       log.includes(
         `delivery ${delivery("later@slow.example")}: deferral: Sorry,_I_wasn't_able_to_establish_an_SMTP_connection._(#4.4.1)/`,
@@ -139,7 +152,11 @@ describe("qmail-send stand-in: retiring a message", () => {
     const m = q.add({ message: "Subject: r\n\nx\n", recipients: [{ address: "r@slow.example" }] });
     const keep = q.add({ message: "Subject: k\n\nx\n", recipients: [{ address: "k@slow.example" }] });
     const s = await start();
-    await waitUntil(() => s.log().filter((l) => l.includes(": deferral: ")).length === 2, 10_000, "2 deferrals");
+    await waitUntil(
+      () => s.log().filter((l) => l.includes(": deferral: ")).length === 2,
+      10_000,
+      "2 deferrals",
+    );
     // The live purge's write: the record's first byte, in place.
     const fd = fs.openSync(path.join(root, m.paths.remote), "r+");
     fs.writeSync(fd, "D", 0);
@@ -148,7 +165,8 @@ describe("qmail-send stand-in: retiring a message", () => {
     s.alarm();
     await s.waitForLog(new RegExp(`^end msg ${m.id}$`), { from: mark });
     await waitUntil(() => !exists(m.paths.mess), 5000, "mess to go");
-    for (const kind of ["info", "remote", "local", "bounce"] as const) assert.equal(exists(m.paths[kind]), false);
+    for (const kind of ["info", "remote", "local", "bounce"] as const)
+      assert.equal(exists(m.paths[kind]), false);
     assert.ok(exists(keep.paths.mess) && exists(keep.paths.remote), "the other message stays queued");
     assert.equal(
       s.log().some((l) => l.startsWith("warning:")),
@@ -164,29 +182,34 @@ describe("qmail-send stand-in: retiring a message", () => {
       recipients: [{ address: "gone@far.example", done: true }],
       bounce: "<gone@far.example>:\nno.\n\n",
     });
-    const chattr = (flag: string, rel: string) =>
-      new Promise<void>((resolve, reject) =>
-        spawn("chattr", [flag, path.join(root, rel)]).on("exit", (code) =>
-          code === 0 ? resolve() : reject(new Error(`chattr ${flag} ${rel}: ${code}`)),
-        ),
-      );
-    await chattr("+i", m.paths.remote);
-    await chattr("+i", m.paths.info);
+    chattr("+i", m.paths.remote);
+    chattr("+i", m.paths.info);
+    try {
+      await retireThroughFrozenSteps(m);
+    } finally {
+      for (const rel of [m.paths.remote, m.paths.info]) if (exists(rel)) chattr("-i", rel);
+    }
+  });
+
+  async function retireThroughFrozenSteps(m: BuiltMessage): Promise<void> {
     const s = await start({ sysfailMs: 300 });
     await s.waitForLog(new RegExp(`^warning: unable to unlink ${m.paths.remote}; will try again later$`));
-    assert.ok(exists(m.paths.info) && exists(m.paths.bounce) && exists(m.paths.mess), "nothing after remote yet");
+    assert.ok(
+      exists(m.paths.info) && exists(m.paths.bounce) && exists(m.paths.mess),
+      "nothing after remote yet",
+    );
 
-    await chattr("-i", m.paths.remote);
+    chattr("-i", m.paths.remote);
     await s.waitForLog(new RegExp(`^warning: unable to unlink ${m.paths.info}; will try again later$`));
     assert.equal(exists(m.paths.remote), false);
     assert.equal(exists(m.paths.bounce), false, "bounce handled before info");
     assert.ok(exists(m.paths.mess), "mess outlives info");
     assert.ok(s.log().includes(`bounce msg ${m.id} qp ${s.pid}`));
 
-    await chattr("-i", m.paths.info);
+    chattr("-i", m.paths.info);
     await waitUntil(() => !exists(m.paths.mess), 10_000, "mess to go last");
     assert.equal(exists(m.paths.info), false);
-  });
+  }
 
   it("warns about a file deleted under it, the way a real qmail-send does", async () => {
     const m = q.add({ message: "Subject: w\n\nx\n", recipients: [{ address: "r@slow.example" }] });

@@ -25,7 +25,7 @@ import { type DeliveryAction, PERL_LOCK, type StandInConfig } from "./stand-in-o
 type Chan = 0 | 1;
 const CHANNELS: Chan[] = [0, 1];
 const CHANADDR = ["local", "remote"] as const;
-const CHANSKIP = [10, 20];
+const CHANSKIP: [number, number] = [10, 20];
 
 interface PqElt {
   id: string;
@@ -125,8 +125,8 @@ function main(): void {
     }
   }
   readControls();
-  const concurrency = [cfg.concurrencyLocal, cfg.concurrencyRemote];
-  const numjobs = concurrency[0]! + concurrency[1]!;
+  const concurrency: [number, number] = [cfg.concurrencyLocal, cfg.concurrencyRemote];
+  const numjobs = concurrency[0] + concurrency[1];
   const bigTodo = isDir(path.join(root, "todo", "0"));
   const split = fs.readdirSync(path.join(root, "mess")).filter((n) => /^\d+$/.test(n)).length;
 
@@ -230,11 +230,17 @@ function main(): void {
       pqfail.push({ id, dt: Date.now() + cfg.sysfailMs });
     };
     const info = statOk(fn);
-    if (info === "error") return fail();
+    if (info === "error") {
+      fail();
+      return;
+    }
     if (!info) return; // someone yanking our chain
     fn = fnTodo(id);
     const todo = statOk(fn);
-    if (todo === "error") return fail();
+    if (todo === "error") {
+      fail();
+      return;
+    }
     if (todo) return; // look, ma, dad crashed writing info!
     const entries: Array<[Chan, number]> = [];
     for (const c of CHANNELS) {
@@ -242,7 +248,10 @@ function main(): void {
       try {
         entries.push([c, fs.statSync(abs(fn)).mtimeMs]);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") return fail();
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
+          fail();
+          return;
+        }
       }
     }
     for (const [c, dt] of entries) pqchan[c].push({ id, dt });
@@ -347,8 +356,8 @@ function main(): void {
   // ---------------------------------------------------------------- DELIVERIES
   let masterdelid = 1;
   const slots: [Array<Delivery | undefined>, Array<Delivery | undefined>] = [
-    new Array<Delivery | undefined>(concurrency[0]!).fill(undefined),
-    new Array<Delivery | undefined>(concurrency[1]!).fill(undefined),
+    new Array<Delivery | undefined>(concurrency[0]).fill(undefined),
+    new Array<Delivery | undefined>(concurrency[1]).fill(undefined),
   ];
   const used = (c: Chan) => slots[c].filter((d) => d !== undefined).length;
 
@@ -358,7 +367,7 @@ function main(): void {
     );
   }
   const delCanexit = () => used(0) === 0 && used(1) === 0;
-  const delAvail = (c: Chan) => used(c) < concurrency[c]!;
+  const delAvail = (c: Chan) => used(c) < concurrency[c];
 
   function actionFor(c: Chan, recip: string): DeliveryAction {
     for (const rule of cfg.rules) {
@@ -382,7 +391,12 @@ function main(): void {
     switch (action) {
       case "succeed":
         setImmediate(() =>
-          report(c, d, "K", c === 0 ? "did 1+0+0\n" : "192.0.2.1 accepted message.\nRemote host said: 250 ok\n"),
+          report(
+            c,
+            d,
+            "K",
+            c === 0 ? "did 1+0+0\n" : "192.0.2.1 accepted message.\nRemote host said: 250 ok\n",
+          ),
         );
         break;
       case "defer":
@@ -473,7 +487,7 @@ function main(): void {
 
   function nextretry(birth: number, c: Chan): number {
     const r = Math.floor(recent / 1000);
-    const n = (birth > r ? 0 : Math.floor(Math.sqrt(r - birth))) + CHANSKIP[c]!;
+    const n = (birth > r ? 0 : Math.floor(Math.sqrt(r - birth))) + CHANSKIP[c];
     return (birth + n * n) * 1000;
   }
 
@@ -551,28 +565,35 @@ function main(): void {
       if (st === true) return; // false alarm
       if (st === "error") {
         log(`warning: unable to stat ${fnChan(id, c)}; will try again later`);
-        return fail();
+        fail();
+        return;
       }
     }
     const todo = statOk(fnTodo(id));
     if (todo === true) return;
     if (todo === "error") {
       log(`warning: unable to stat ${fnTodo(id)}; will try again later`);
-      return fail();
+      fail();
+      return;
     }
     const info = statOk(fnInfo(id));
     if (info === false) return;
     if (info === "error") {
       log(`warning: unable to stat ${fnInfo(id)}; will try again later`);
-      return fail();
+      fail();
+      return;
     }
-    if (!injectbounce(id)) return fail();
+    if (!injectbounce(id)) {
+      fail();
+      return;
+    }
     log(`end msg ${id}`);
     try {
       fs.unlinkSync(abs(fnInfo(id)));
     } catch {
       log(`warning: unable to unlink ${fnInfo(id)}; will try again later`);
-      return fail();
+      fail();
+      return;
     }
     // qmail-clean: intd, then mess - last.
     if (!cleanUnlink([fnIntd(id), fnMess(id)])) log(`warning: qmail-clean unable to clean up foop/${id}`);

@@ -1,0 +1,322 @@
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { QueueBuilder, rebuildRealQueue } from "@qmfleet/test";
+import { detectLayout } from "./layout.js";
+import type { QueuedMessage } from "./model.js";
+import { type ScanCandidate, scanQueue, scanQueueSync } from "./scan.js";
+
+let tmp: string;
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "qmfleet-scan-"));
+});
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+let n = 0;
+const freshRoot = () => path.join(tmp, `q${n++}`, "queue");
+
+function scanAll(root: string, opts = {}): ScanCandidate[] {
+  return [...scanQueueSync(detectLayout(root), opts)];
+}
+function byId(list: ScanCandidate[]): Map<string, QueuedMessage> {
+  return new Map(list.map((c) => [c.message.id, c.message]));
+}
+
+describe("scan: the real qmail queue", () => {
+  test("every message's state, sender, recipients, subject and size are right", async () => {
+    const fx = rebuildRealQueue(freshRoot());
+    const list: ScanCandidate[] = [];
+    for await (const c of scanQueue(detectLayout(fx.root))) list.push(c);
+    assert.equal(list.length, 14);
+    const m = (orig: string) => {
+      const id = fx.byOriginalId.get(orig)?.id;
+      const found = list.find((c) => c.message.id === id)?.message;
+      assert.ok(found, `message ${orig} scanned`);
+      return found;
+    };
+    const plain = m("1491085");
+    assert.equal(plain.state, "preprocessed");
+    assert.equal(plain.sender, "a@src.example");
+    assert.equal(plain.size, 245);
+    assert.equal(plain.birthTime, 1795839072);
+    assert.equal(plain.headers.subject, "Monthly report");
+    assert.equal(plain.headers.from, "Alice <a@src.example>");
+    assert.deepEqual(plain.recipients, [
+      { channel: "remote", address: "r1@good.example", stored: "r1@good.example", done: false },
+    ]);
+    assert.equal(m("1491086").headers.subject, "パスワード再設定のお知らせ");
+    assert.equal(
+      m("1491086").headers.subjectRaw,
+      "=?ISO-2022-JP?B?GyRCJVElOSVvITwlSTpGQF9EaiROJCpDTiRpJDsbKEI=?=",
+    );
+    assert.equal(m("1491116").headers.subject, "パスワード再設定のお知らせ", "split mid-character");
+    const multi = m("1491089");
+    assert.deepEqual(
+      multi.recipients.map((r) => `${r.channel}:${r.address}:${r.done}`),
+      ["local:defer@mx1.example.test:false", "remote:r3@good.example:false", "remote:r4@other.example:false"],
+    );
+    const bouncing = m("1491092");
+    assert.equal(bouncing.state, "bouncing");
+    assert.equal(bouncing.bouncing, true);
+    assert.equal(m("1491098").sender, "");
+    assert.equal(m("1491100").sender, "#@[]");
+    assert.equal(m("1491103").headers.subject, "CRLF message");
+    assert.equal(m("1491103").headers.to, "r6@good.example");
+    const vp = m("1491109").recipients[0];
+    assert.deepEqual(vp, {
+      channel: "local",
+      address: "user@vdom.example",
+      stored: "vp-user@vdom.example",
+      done: false,
+    });
+    assert.equal(m("1491119").size, 222225);
+    assert.deepEqual(
+      m("1491122").recipients.map((r) => `${r.channel}:${r.address}:${r.done}`),
+      [
+        "local:ok@mx1.example.test:true",
+        "local:defer@mx1.example.test:false",
+        "remote:r10@good.example:false",
+      ],
+    );
+    const todo = m("1491127");
+    assert.equal(todo.state, "todo");
+    assert.equal(todo.sender, "t1@src.example");
+    assert.equal(todo.birthTime, 1795839089);
+    assert.deepEqual(
+      todo.recipients.map((r) => r.address),
+      ["r11@good.example"],
+    );
+    assert.equal(m("1491129").headers.subject, "未処理");
+    // Preprocessed first (info/ order), then todo/.
+    assert.deepEqual(
+      list.slice(-2).map((c) => c.message.state),
+      ["todo", "todo"],
+    );
+    for (const c of list) {
+      assert.match(c.message.fingerprint, /^\d+:[0-9a-f]{32}$/);
+      assert.equal(c.message.paths.mess, fx.messages.find((x) => x.id === c.message.id)?.built.paths.mess);
+    }
+    fx.builder.close();
+  });
+
+  test("ids subset returns just those, in order, skipping ids not in the queue", () => {
+    const fx = rebuildRealQueue(freshRoot());
+    const want = [
+      fx.messages[3]?.id,
+      fx.messages[12]?.id,
+      "999999999999",
+      "not-a-number",
+      fx.messages[0]?.id,
+    ] as string[];
+    const got = scanAll(fx.root, { ids: want }).map((c) => `${c.message.id}:${c.message.state}`);
+    assert.deepEqual(got, [`${want[0]}:bouncing`, `${want[1]}:todo`, `${want[4]}:preprocessed`]);
+  });
+
+  test("headers: false skips decoding but keeps fingerprint and envelope", () => {
+    const fx = rebuildRealQueue(freshRoot());
+    const withHeaders = byId(scanAll(fx.root));
+    for (const c of scanAll(fx.root, { headers: false })) {
+      assert.equal(c.message.headers.subject, "");
+      assert.equal(c.message.fingerprint, withHeaders.get(c.message.id)?.fingerprint);
+      assert.deepEqual(c.message.recipients, withHeaders.get(c.message.id)?.recipients);
+    }
+  });
+});
+
+describe("scan: odd queues", () => {
+  test("an empty queue yields nothing; a missing root is an error naming it", () => {
+    const root = freshRoot();
+    QueueBuilder.create(root);
+    assert.deepEqual(scanAll(root), []);
+    assert.throws(() => scanAll(path.join(tmp, "nope")), /cannot read queue root .*nope: ENOENT/);
+  });
+
+  test("split 7, split 1 and big-todo", () => {
+    for (const [split, bigTodo] of [
+      [7, false],
+      [1, false],
+      [5, true],
+    ] as const) {
+      const root = freshRoot();
+      const q = QueueBuilder.create(root, { split, bigTodo });
+      const ids = [q.add({ message: "Subject: a\n\nx\n" }).id, q.add({ message: "Subject: b\n\nx\n" }).id];
+      const todo = q.add({ message: "Subject: t\n\nx\n", state: "todo" }).id;
+      const got = scanAll(root);
+      assert.deepEqual(got.map((c) => c.message.id).sort(), [...ids, todo].sort(), `split ${split}`);
+      assert.equal(got.find((c) => c.message.id === todo)?.message.state, "todo");
+      assert.equal(
+        got.find((c) => c.message.id === todo)?.message.paths.todo,
+        bigTodo ? `todo/${Number(todo) % split}/${todo}` : `todo/${todo}`,
+      );
+    }
+  });
+
+  test("disagreeing split dirs still read", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root, { split: 3 });
+    const ids = Array.from({ length: 9 }, () => q.add({ message: "x\n" }).id);
+    q.removeEntry("local/2");
+    q.addEntry("remote/3", { kind: "dir" });
+    assert.equal(scanAll(root).length, ids.length);
+  });
+
+  test("odd entries and symlinks are ignored and never followed", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root, { split: 3 });
+    const real = q.add({ message: "Subject: real\n\nx\n" });
+    const secret = path.join(tmp, `secret${n}`);
+    fs.writeFileSync(secret, "Subject: secret\n\nx\n");
+    q.addEntry("info/1/123.bak", { kind: "file", content: "Fx\0" });
+    q.addEntry("info/2/.hidden", { kind: "file", content: "Fx\0" });
+    q.addEntry("info/0/lost+found", { kind: "dir" });
+    q.addEntry("todo/lost+found", { kind: "dir" });
+    q.addEntry("bounce/.x", { kind: "file" });
+    // A symlinked info and a message whose mess is a symlink to a file outside the queue.
+    const victim = q.holdInode();
+    q.addEntry(`info/${Number(victim) % 3}/${victim}`, { kind: "symlink", target: real.paths.info });
+    const other = q.holdInode();
+    q.addEntry(`info/${Number(other) % 3}/${other}`, { kind: "file", content: "Fa@b\0" });
+    q.addEntry(`mess/${Number(other) % 3}/${other}`, { kind: "symlink", target: secret });
+    q.addEntry(`todo/${q.holdInode()}`, { kind: "symlink", target: "/etc/passwd" });
+    const got = scanAll(root);
+    assert.deepEqual(
+      got.map((c) => c.message.headers.subject),
+      ["real"],
+    );
+    q.close();
+  });
+
+  test("a mess file whose name is not its inode is still listed under its name", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root);
+    const m = q.add({ message: "Subject: renamed\n\nx\n", name: true });
+    const got = scanAll(root);
+    assert.deepEqual(
+      got.map((c) => c.message.id),
+      [m.id],
+    );
+    q.close();
+  });
+
+  test("orphans: info without mess and files in a wrong split dir are skipped, mess without info is not a message", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root, { split: 5 });
+    const ok = q.add({ message: "x\n" });
+    q.add({ message: "x\n", omit: ["mess"] });
+    q.add({ message: "x\n", omit: ["info", "remote"] });
+    q.add({ message: "x\n", omit: ["mess", "info", "remote"], bounce: "b\n" });
+    q.add({ message: "x\n", wrongSplit: ["info"] });
+    assert.deepEqual(
+      scanAll(root).map((c) => c.message.id),
+      [ok.id],
+    );
+    q.close();
+  });
+
+  test("a message being written (intd only) is listed as being-written", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root);
+    const m = q.add({
+      message: "Subject: w\n\nx\n",
+      state: "being-written",
+      sender: "w@x",
+      recipients: [{ address: "r@y" }],
+    });
+    const got = scanAll(root);
+    assert.equal(got.length, 1);
+    assert.equal(got[0]?.message.state, "being-written");
+    assert.equal(got[0]?.message.id, m.id);
+    assert.equal(got[0]?.message.sender, "w@x");
+  });
+
+  test("malformed records: missing NUL kept, unknown types skipped, empty info read as <>", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root);
+    const a = q.add({
+      message: "x\n",
+      raw: { info: Buffer.from("Fno-nul@x"), remote: Buffer.from("Tr1@x\0Xodd\0Tr2@x") },
+    });
+    const b = q.add({ message: "x\n", raw: { info: Buffer.alloc(0), remote: Buffer.alloc(0) } });
+    const got = byId(scanAll(root));
+    assert.equal(got.get(a.id)?.sender, "no-nul@x");
+    assert.deepEqual(
+      got.get(a.id)?.recipients.map((r) => r.address),
+      ["r1@x", "r2@x"],
+    );
+    assert.equal(got.get(b.id)?.sender, "");
+    assert.deepEqual(got.get(b.id)?.recipients, []);
+  });
+
+  test("8-bit addresses and empty and #@[] senders", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root);
+    const utf8 = q.add({
+      message: "x\n",
+      sender: "山田@example.jp",
+      recipients: [{ address: "ü@x.example" }],
+    });
+    const raw = q.add({ message: "x\n", raw: { info: Buffer.from([0x46, 0xfc, 0x40, 0x78, 0]) } });
+    const empty = q.add({ message: "x\n", sender: "" });
+    const dbl = q.add({ message: "x\n", sender: "#@[]" });
+    const got = byId(scanAll(root));
+    assert.equal(got.get(utf8.id)?.sender, "山田@example.jp");
+    assert.equal(got.get(utf8.id)?.recipients[0]?.address, "ü@x.example");
+    assert.equal(got.get(raw.id)?.sender.length, 3);
+    assert.equal(got.get(empty.id)?.sender, "");
+    assert.equal(got.get(dbl.id)?.sender, "#@[]");
+  });
+
+  test("CRLF, folded, duplicate and missing headers, no blank line, NUL bytes", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root);
+    const crlf = q.add({ message: "From: a@b\r\nSubject: crlf\r\n\r\nbody\r\n" });
+    const folded = q.add({ message: "Subject: one\n two\n\nbody\n" });
+    const dup = q.add({ message: "Subject: first\nSubject: second\n\nbody\n" });
+    const missing = q.add({ message: "From: a@b\n\nbody\n" });
+    const noBlank = q.add({ message: "Subject: no body\nFrom: a@b\n" });
+    const nul = q.add({ message: Buffer.from("Subject: nul\0here\n\nbo\0dy\n") });
+    const list = scanAll(root);
+    const c = (id: string) => list.find((x) => x.message.id === id) as ScanCandidate;
+    assert.equal(c(crlf.id).message.headers.subject, "crlf");
+    assert.equal(c(crlf.id).readBody(100).toString(), "body\r\n");
+    assert.equal(c(folded.id).message.headers.subject, "one two");
+    assert.equal(c(dup.id).message.headers.subject, "first");
+    assert.equal(c(missing.id).message.headers.subject, "");
+    assert.equal(c(noBlank.id).message.headers.subject, "no body");
+    assert.equal(c(noBlank.id).headComplete, false);
+    assert.equal(c(noBlank.id).readBody(100).length, 0);
+    assert.ok(c(nul.id).headBlock.includes(Buffer.from("nul\0here")));
+    assert.deepEqual(c(nul.id).readBody(100), Buffer.from("bo\0dy\n"));
+    assert.deepEqual(c(nul.id).readRaw(8), Buffer.from("Subject:"));
+  });
+
+  test("a 50 MB message is scanned from its head only", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root);
+    const big = Buffer.alloc(50 * 1024 * 1024, 0x41);
+    Buffer.from("Subject: huge\n\n").copy(big);
+    const m = q.add({ message: big });
+    const messPath = path.join(root, m.paths.mess);
+    // The kernel's read counter for this process: it must grow by far less than the file.
+    const readBytes = () => Number(/rchar: (\d+)/.exec(fs.readFileSync("/proc/self/io", "utf8"))?.[1]);
+    const before = readBytes();
+    const got = scanAll(root);
+    const read = readBytes() - before;
+    assert.equal(got[0]?.message.size, 50 * 1024 * 1024);
+    assert.equal(got[0]?.message.headers.subject, "huge");
+    assert.ok(read < 1024 * 1024, `read ${read} bytes to scan a 50 MB message`);
+    assert.equal(got[0]?.readBody(10).toString(), "AAAAAAAAAA");
+    assert.equal(fs.statSync(messPath).size, big.length);
+  });
+
+  test("a header block longer than the first read is read up to its end", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root);
+    const long = `X-Long: ${"y".repeat(40000)}\nSubject: after a long header\n\nbody\n`;
+    q.add({ message: long });
+    const got = scanAll(root, { headBytes: 4096 });
+    assert.equal(got[0]?.message.headers.subject, "after a long header");
+    assert.equal(got[0]?.headComplete, true);
+  });
+});

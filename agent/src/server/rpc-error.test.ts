@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { status } from "@grpc/grpc-js";
+import { QueueAccessError, queueAccessError } from "../engine/layout.js";
+import { RpcError, toRpcError } from "./rpc-error.js";
+
+function errno(code: string, path?: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: failed`), { code, ...(path ? { path } : {}) });
+}
+
+describe("toRpcError", () => {
+  it("keeps an RpcError as it is", () => {
+    const e = new RpcError(status.UNIMPLEMENTED, "later");
+    assert.equal(toRpcError(e), e);
+  });
+
+  it("passes the engine's queue errors on as FAILED_PRECONDITION with their message", () => {
+    const e = queueAccessError("read", "/var/qmail/queue/mess", errno("EACCES"));
+    assert.ok(e instanceof QueueAccessError);
+    const mapped = toRpcError(e);
+    assert.equal(mapped.code, status.FAILED_PRECONDITION);
+    assert.equal(
+      mapped.message,
+      "cannot read /var/qmail/queue/mess: EACCES (run the agent as root or as qmails)",
+    );
+    assert.equal(
+      toRpcError(queueAccessError("read", "/q/mess", errno("EMFILE"))).code,
+      status.RESOURCE_EXHAUSTED,
+    );
+  });
+
+  it("names the path and the fix of a bare errno error", () => {
+    const denied = toRpcError(errno("EACCES", "/var/qmail/queue/lock/sendmutex"));
+    assert.equal(denied.code, status.FAILED_PRECONDITION);
+    assert.equal(
+      denied.message,
+      "cannot read /var/qmail/queue/lock/sendmutex: EACCES (run the agent as root or as qmails)",
+    );
+    assert.match(
+      toRpcError(errno("ENOENT", "/q")).message,
+      /^cannot read \/q: ENOENT \(is the queue root right\? check --queue\)$/,
+    );
+    assert.equal(toRpcError(errno("ENFILE")).code, status.RESOURCE_EXHAUSTED);
+    assert.equal(toRpcError(errno("EIO", "/q/x")).code, status.INTERNAL);
+    assert.match(toRpcError(errno("EIO", "/q/x")).message, /^cannot read \/q\/x: EIO: /);
+  });
+
+  it("reports anything else as INTERNAL with its message", () => {
+    const mapped = toRpcError(new TypeError("x is undefined"));
+    assert.equal(mapped.code, status.INTERNAL);
+    assert.equal(mapped.message, "x is undefined");
+    assert.equal(toRpcError("thrown string").message, "thrown string");
+  });
+});
