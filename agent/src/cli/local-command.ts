@@ -36,8 +36,8 @@ import {
   summaryText,
 } from "./local-views.js";
 
-/** Exit status of `local` (documented in its --help). */
-export const LOCAL_EXIT = { ok: 0, error: 1, problemsFound: 3 } as const;
+/** Exit status when --check found problems (documented in --help; errors are 1, from the bin). */
+export const EXIT_PROBLEMS_FOUND = 3;
 
 type Action =
   | { kind: "list"; channel?: Channel }
@@ -98,11 +98,17 @@ interface Run {
   bodyCap: number;
 }
 
-/** The selection as an engine filter, undefined when no selection flag was given. */
+/** Selection flags as an engine filter, through the wire Filter `qmfleet` sends: one mapping for both. */
+function compileSelection(uses: FilterFlagUse[], now: number, bodyCap: number): CompiledFilter {
+  return compileFilter(filterFromWire(filterFromFlags(uses)), now, { bodyCapBytes: bodyCap });
+}
+
+/** The selection (and -L/-R's channel) as a filter, undefined when there is nothing to select by. */
 function selectionFilter(run: Run, channel?: Channel): CompiledFilter | undefined {
-  const uses: FilterFlagUse[] = channel ? [...run.selection, { flag: "channel", value: channel }] : run.selection;
-  if (uses.length === 0) return undefined;
-  return compileFilter(filterFromWire(filterFromFlags(uses)), run.now, { bodyCapBytes: run.bodyCap });
+  const uses: FilterFlagUse[] = channel
+    ? [...run.selection, { flag: "channel", value: channel }]
+    : run.selection;
+  return uses.length === 0 ? undefined : compileSelection(uses, run.now, run.bodyCap);
 }
 
 async function* selected(run: Run, filter: CompiledFilter | undefined): AsyncGenerator<ScanCandidate> {
@@ -117,7 +123,8 @@ async function list(run: Run, channel: Channel | undefined): Promise<void> {
   let count = 0;
   if (flags.json) await out.write('{"messages":[');
   for await (const { message } of selected(run, filter)) {
-    if (flags.json) await out.write(`${count > 0 ? "," : ""}${JSON.stringify(messageJson(message, run.now))}`);
+    if (flags.json)
+      await out.write(`${count > 0 ? "," : ""}${JSON.stringify(messageJson(message, run.now))}`);
     else await out.write(flags.numbers ? `${message.id}\n` : listingBlock(message, flags.color ?? false));
     count++;
   }
@@ -138,22 +145,26 @@ async function deletion(run: Run): Promise<void> {
   let bytes = 0;
   let beingWritten = 0;
   if (flags.json) await out.write(`{"dryRun":true,"filter":${JSON.stringify(description)},"messages":[`);
-  else await out.write(`Dry run: messages matching ${description} (nothing is deleted)\n`);
+  else if (!flags.numbers)
+    await out.write(`Dry run: messages matching ${description} (nothing is deleted)\n`);
   for await (const { message } of selected(run, filter)) {
     // qmail-queue has not committed these yet: no deletion will ever touch them.
     if (message.state === "being-written") {
       beingWritten++;
       continue;
     }
-    if (flags.json) await out.write(`${count > 0 ? "," : ""}${JSON.stringify(messageJson(message, run.now))}`);
+    if (flags.json)
+      await out.write(`${count > 0 ? "," : ""}${JSON.stringify(messageJson(message, run.now))}`);
     else await out.write(flags.numbers ? `${message.id}\n` : listingBlock(message, flags.color ?? false));
     count++;
     bytes += message.size;
   }
   if (flags.json) {
     await out.write(`],"count":${count},"bytes":${bytes},"skippedBeingWritten":${beingWritten}}\n`);
-  } else {
-    const skipped = beingWritten > 0 ? `; ${beingWritten} still being written by qmail-queue, never deleted` : "";
+  } else if (!flags.numbers) {
+    // -N prints ids and nothing else, for scripts.
+    const skipped =
+      beingWritten > 0 ? `; ${beingWritten} still being written by qmail-queue, never deleted` : "";
     await out.write(`Would delete ${count} messages (${bytes} bytes)${skipped}\n`);
   }
 }
@@ -176,10 +187,13 @@ async function show(run: Run, ids: string[]): Promise<void> {
     if (flags.json) shown.push(one);
     else await out.write(shownText(one, run.now, flags.color ?? false));
   }
-  if (flags.json) await out.write(`${JSON.stringify({ messages: shown.map((s) => shownJson(s, run.now)) })}\n`);
+  if (flags.json)
+    await out.write(`${JSON.stringify({ messages: shown.map((s) => shownJson(s, run.now)) })}\n`);
   const missing = ids.filter((id) => !found.has(id));
   if (missing.length > 0) {
-    throw new LocalUsageError(`no message ${missing.join(", ")} in ${run.layout.root} (delivered meanwhile, or a wrong id?)`);
+    throw new LocalUsageError(
+      `no message ${missing.join(", ")} in ${run.layout.root} (delivered meanwhile, or a wrong id?)`,
+    );
   }
 }
 
@@ -202,7 +216,8 @@ async function qread(run: Run): Promise<void> {
 
 async function summary(run: Run): Promise<void> {
   const top = Number(run.flags.top);
-  if (!(Number.isSafeInteger(top) && top > 0)) throw new LocalUsageError(`--top "${run.flags.top}": expected a positive number`);
+  if (!(Number.isSafeInteger(top) && top > 0))
+    throw new LocalUsageError(`--top "${run.flags.top}": expected a positive number`);
   const filter = selectionFilter(run);
   async function* messages(): AsyncGenerator<QueuedMessage> {
     for await (const c of selected(run, filter)) yield c.message;
@@ -227,7 +242,7 @@ async function check(run: Run): Promise<void> {
   }
   if (flags.json) await out.write(`],"count":${count}}\n`);
   else if (count === 0) await out.write("no problems found\n");
-  if (count > 0) process.exitCode = LOCAL_EXIT.problemsFound;
+  if (count > 0) process.exitCode = EXIT_PROBLEMS_FOUND;
 }
 
 async function runAction(run: Run, action: Action): Promise<void> {
@@ -265,16 +280,12 @@ function plan(given: Action[], flags: LocalFlags, selection: FilterFlagUse[]): A
     for (const id of action.ids) if (!showIds.includes(id)) showIds.push(id);
   }
   if (selection.length > 0) {
-    const narrowed = planned.filter((a) => a.kind === "list" || a.kind === "summary");
-    if (narrowed.length === 0 && planned.length > 0) {
+    if (planned.some((a) => a.kind !== "list" && a.kind !== "summary")) {
       throw new LocalUsageError(
-        "selection flags narrow -l, -L, -R and --summary, or alone ask for a deletion: run -s, -m, --qread and --check without them",
+        "selection flags narrow -l, -L, -R and --summary (alone, they ask for a deletion): run -s, -m, --qread and --check without them",
       );
     }
-    if (narrowed.length > 0 && narrowed.length < planned.length) {
-      throw new LocalUsageError("selection flags narrow -l, -L, -R and --summary: run -s, -m, --qread and --check without them");
-    }
-    if (narrowed.length === 0) planned.push({ kind: "delete" });
+    if (planned.length === 0) planned.push({ kind: "delete" });
   }
   if (flags.dryRun && !planned.some((a) => a.kind === "delete")) {
     throw new LocalUsageError(
@@ -287,7 +298,9 @@ function plan(given: Action[], flags: LocalFlags, selection: FilterFlagUse[]): A
     );
   }
   if (flags.json && planned.length > 1) {
-    throw new LocalUsageError("--json prints one document: give one action at a time (several -m count as one)");
+    throw new LocalUsageError(
+      "--json prints one document: give one action at a time (several -m count as one)",
+    );
   }
   return planned;
 }
@@ -360,17 +373,18 @@ export function registerLocalCommand(program: Command): void {
     if (bodyCap === undefined || bodyCap === 0) {
       throw new LocalUsageError(`--body-cap "${flags.bodyCap}": expected a size like 1M or 65536`);
     }
+    const now = Math.floor(Date.now() / 1000);
+    // Before reading anything: a bad pattern is an error, not "0 messages".
+    if (selection.length > 0) compileSelection(selection, now, bodyCap);
     const run: Run = {
       flags,
       // Once, before any output: an unreadable queue is an error, never an empty listing.
       layout: detectLayout(flags.queue),
       out: new Output(process.stdout),
-      now: Math.floor(Date.now() / 1000),
+      now,
       selection,
       bodyCap,
     };
-    // Check the selection before reading anything: a bad pattern is an error, not "0 messages".
-    if (selection.length > 0) selectionFilter(run);
     try {
       for (const action of planned) await runAction(run, action);
     } catch (error) {

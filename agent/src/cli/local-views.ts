@@ -3,8 +3,9 @@
 //
 // Everything shown comes from mail anyone can send, so text for a terminal goes through
 // printable(): a Subject carrying ESC sequences must not be able to drive the operator's terminal.
-import type { QueueProblem } from "../engine/check.js";
+
 import type { BodyText } from "../engine/body.js";
+import type { QueueProblem } from "../engine/check.js";
 import type { HeaderField } from "../engine/headers.js";
 import type { MimePart } from "../engine/mime.js";
 import type { QueuedMessage, QueueStats } from "../engine/model.js";
@@ -95,7 +96,8 @@ export function ageText(seconds: number): string {
 
 /** qmail-qstat's two lines, byte for byte, then what qmail-qstat does not say. */
 export function statsText(s: QueueStats): string {
-  const oldest = s.oldestBirth === 0 ? "-" : `${qreadDate(s.oldestBirth)} GMT (${ageText(s.oldestAgeSeconds)} ago)`;
+  const oldest =
+    s.oldestBirth === 0 ? "-" : `${qreadDate(s.oldestBirth)} GMT (${ageText(s.oldestAgeSeconds)} ago)`;
   return (
     renderQstat(s) +
     `preprocessed: ${s.preprocessed}\n` +
@@ -152,7 +154,8 @@ export function shownText(shown: ShownMessage, now: number, color: boolean): str
   out += `  Client IP: ${m.clientIp || "-"}\n`;
   out += `  Fingerprint: ${m.fingerprint}\n`;
   out += "Headers (decoded):\n";
-  for (const f of shown.headers) out += `  ${oneLine(f.name === "" ? f.decoded : `${f.name}: ${f.decoded}`)}\n`;
+  for (const f of shown.headers)
+    out += `  ${oneLine(f.name === "" ? f.decoded : `${f.name}: ${f.decoded}`)}\n`;
   out += "MIME parts:\n";
   for (const p of shown.parts) {
     const facts = [

@@ -92,6 +92,8 @@ export interface QueueStats {
   /** Seconds since epoch of the oldest preprocessed message, 0 when none. */
   oldestBirth: number;
   oldestAgeSeconds: number;
+  /** False when bytes and oldest* were not computed (huge queue, see stats.ts): they are 0 then. */
+  detailed?: boolean;
 }
 
 /** An operator's pattern: run by RE2 (linear time) so no pattern can hang the agent. */

@@ -19,8 +19,8 @@
 //    would not do: the supervisor restarts qmail-send at once.
 // 2. a systemd service in its cgroup (pid 1 being systemd): `systemctl stop|start <unit>`.
 // 3. otherwise TERM to its pid; to start it again, its own command line (/proc/PID/cmdline,
-//    environ, cwd) re-run detached - unless that command line is the bare `qmail-send`, which
-//    cannot run without qmail-start: then <qmail home>/rc (qmail's standard start script), and
+//    environ, cwd) re-run detached - unless that command line is the bare `qmail-send` that
+//    qmail-start runs, which cannot run without it: then <qmail home>/rc (qmail's start script), and
 //    if there is none, nothing: the caller reports that it must be started by hand.
 
 import { spawn } from "node:child_process";
@@ -54,6 +54,11 @@ export interface QmailSendConfig {
   escalateWaitMs: number;
   /** How long a start may take to show a lock holder. */
   startTimeoutMs: number;
+  /**
+   * After a stop by TERM, how long the lock must stay free before it counts as stopped: a
+   * supervisor the configuration did not mention restarts qmail-send within about a second.
+   */
+  settleMs: number;
 }
 
 export const DEFAULT_QMAIL_SEND_CONFIG: Readonly<QmailSendConfig> = Object.freeze({
@@ -64,6 +69,7 @@ export const DEFAULT_QMAIL_SEND_CONFIG: Readonly<QmailSendConfig> = Object.freez
   qmailQueue: "/var/qmail/bin/qmail-queue",
   escalateWaitMs: 10_000,
   startTimeoutMs: 30_000,
+  settleMs: 1500,
 });
 
 export interface SendmutexHolder {
@@ -144,8 +150,13 @@ function openerOf(target: fs.BigIntStats): number | undefined {
       continue;
     }
     for (const fd of fds) {
-      const st = fs.statSync(`/proc/${p.pid}/fd/${fd}`, { bigint: true, throwIfNoEntry: false });
-      if (st && st.ino === target.ino && st.dev === target.dev) {
+      let st: fs.BigIntStats | undefined;
+      try {
+        st = fs.statSync(`/proc/${p.pid}/fd/${fd}`, { bigint: true });
+      } catch {
+        continue; // closed meanwhile, or not ours to look at
+      }
+      if (st.ino === target.ino && st.dev === target.dev) {
         openers.push(p.pid);
         break;
       }
@@ -253,7 +264,9 @@ function detect(root: string, pid: number): Omit<ControlPlan, "pid"> {
   const launch = launchRecordOf(pid);
   const home = path.dirname(path.resolve(root));
   const rc = path.join(home, "rc");
-  if (path.basename(launch.argv[0] ?? "") !== "qmail-send") {
+  // qmail-start runs qmail-send with no argument, on pipes to qmail-lspawn, qmail-rspawn and
+  // qmail-clean: that command line alone cannot start it again.
+  if (launch.argv.length !== 1 || path.basename(launch.argv[0] ?? "") !== "qmail-send") {
     return {
       stop: { kind: "signal" },
       start: { kind: "respawn", launch },
@@ -388,16 +401,20 @@ export async function stopQmailSend(
   const deadline = started + config.stopTimeoutMs;
   const { pid } = plan;
   const notes: string[] = [`stop: ${describeStop(plan.stop, pid)}`];
-  const done = (stoppedBy: StopResult["stoppedBy"]): StopResult => ({
-    pid,
-    stoppedBy,
-    notes,
-    elapsedMs: Date.now() - started,
-  });
   const giveUp = async (reason: string): Promise<never> => {
     notes.push(reason);
     notes.push(await ensureRunning(root, plan, config));
     throw new QmailSendControlError(`cannot stop qmail-send (pid ${pid}): ${reason}`, notes);
+  };
+  const done = async (stoppedBy: StopResult["stoppedBy"]): Promise<StopResult> => {
+    if (plan.stop.kind === "signal") {
+      const settle = Date.now() + config.settleMs;
+      while (Date.now() < settle) {
+        if (findQmailSend(root)) return giveUp(replacedReason(root, plan));
+        await sleep(POLL_MS);
+      }
+    }
+    return { pid, stoppedBy, notes, elapsedMs: Date.now() - started };
   };
 
   let commandFailed: string | undefined;
@@ -483,6 +500,7 @@ export async function ensureRunning(
       return (error as Error).message;
     }
   }
+  if (holder.pid !== plan.pid) return `qmail-send runs (pid ${holder.pid})`;
   if (plan.start?.kind === "supervise" || plan.start?.kind === "command") {
     try {
       issueStart(plan.start);

@@ -78,8 +78,30 @@ describe("isExternalAddress", () => {
   });
 
   it("accepts public and documentation addresses", () => {
-    for (const ip of ["8.8.8.8", "172.32.0.1", "203.0.113.5", "198.51.100.1", "192.0.2.1", "2001:db8::1"]) {
+    for (const ip of ["8.8.8.8", "203.0.113.5", "198.51.100.1", "192.0.2.1", "2001:db8::1"]) {
       assert.equal(isExternalAddress(ip), true, ip);
+    }
+  });
+
+  it("draws the private ranges' edges exactly", () => {
+    for (const ip of [
+      "9.255.255.255",
+      "11.0.0.0",
+      "172.15.255.255",
+      "172.32.0.0",
+      "100.63.255.255",
+      "100.128.0.0",
+    ]) {
+      assert.equal(isExternalAddress(ip), true, ip);
+    }
+    for (const ip of [
+      "10.255.255.255",
+      "172.31.255.255",
+      "100.64.0.0",
+      "100.127.255.255",
+      "255.255.255.255",
+    ]) {
+      assert.equal(isExternalAddress(ip), false, ip);
     }
   });
 });

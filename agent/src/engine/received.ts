@@ -7,20 +7,28 @@
 // Hops with no address at all (qmail-queue's "(qmail 123 invoked by uid 0)") are skipped.
 import { BlockList, isIP } from "node:net";
 
-const NOT_EXTERNAL = new BlockList();
-for (const [net, prefix] of [
-  ["0.0.0.0", 8],
-  ["10.0.0.0", 8],
-  ["100.64.0.0", 10], // carrier-grade NAT: the ISP's public address is what this server sees
-  ["127.0.0.0", 8],
-  ["169.254.0.0", 16],
-  ["172.16.0.0", 12],
-  ["192.168.0.0", 16],
-  ["224.0.0.0", 4],
-  ["240.0.0.0", 4],
-] as const) {
-  NOT_EXTERNAL.addSubnet(net, prefix, "ipv4");
+// IPv4 ranges that are not a client out on the internet, as [network, prefix length]. Checked
+// by arithmetic: net.BlockList builds a SocketAddress per check, which cost as much as the rest
+// of the header summary in a profile of a 50,000-message scan.
+const IPV4_NOT_EXTERNAL: ReadonlyArray<readonly [number, number]> = (
+  [
+    ["0.0.0.0", 8],
+    ["10.0.0.0", 8],
+    ["100.64.0.0", 10], // carrier-grade NAT: the ISP's public address is what this server sees
+    ["127.0.0.0", 8],
+    ["169.254.0.0", 16],
+    ["172.16.0.0", 12],
+    ["192.168.0.0", 16],
+    ["224.0.0.0", 4],
+    ["240.0.0.0", 4],
+  ] as const
+).map(([net, prefix]) => [ipv4Number(net), prefix] as const);
+
+function ipv4Number(ip: string): number {
+  return ip.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
 }
+
+const IPV6_NOT_EXTERNAL = new BlockList();
 for (const [net, prefix] of [
   ["::", 128],
   ["::1", 128],
@@ -28,7 +36,7 @@ for (const [net, prefix] of [
   ["fe80::", 10],
   ["ff00::", 8],
 ] as const) {
-  NOT_EXTERNAL.addSubnet(net, prefix, "ipv6");
+  IPV6_NOT_EXTERNAL.addSubnet(net, prefix, "ipv6");
 }
 
 const IPV4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
@@ -47,8 +55,13 @@ function normalizeAddress(literal: string): string {
 /** False for loopback, private, link-local, CGNAT, multicast and unspecified addresses. */
 export function isExternalAddress(ip: string): boolean {
   const version = isIP(ip);
-  if (version === 0) return false;
-  return !NOT_EXTERNAL.check(ip, version === 4 ? "ipv4" : "ipv6");
+  if (version === 6) return !IPV6_NOT_EXTERNAL.check(ip, "ipv6");
+  if (version !== 4) return false;
+  const n = ipv4Number(ip);
+  // 2 ** (32 - prefix) is the size of the network: >>> would overflow at /0.
+  return !IPV4_NOT_EXTERNAL.some(
+    ([net, prefix]) => Math.floor(n / 2 ** (32 - prefix)) === Math.floor(net / 2 ** (32 - prefix)),
+  );
 }
 
 const BRACKETED = /\[([^\]\s]+)\]/g;

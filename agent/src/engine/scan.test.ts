@@ -113,6 +113,27 @@ describe("scan: the real qmail queue", () => {
     assert.deepEqual(got, [`${want[0]}:bouncing`, `${want[1]}:todo`, `${want[4]}:preprocessed`]);
   });
 
+  test("a prefilter sees raw header blocks and spares the envelope reads of rejected messages", () => {
+    const fx = rebuildRealQueue(freshRoot());
+    const layout = detectLayout(fx.root);
+    const readCalls = () => Number(/syscr: (\d+)/.exec(fs.readFileSync("/proc/self/io", "utf8"))?.[1]);
+    const count = (prefilter: (b: Buffer) => boolean) => {
+      const before = readCalls();
+      const ids = [...scanQueueSync(layout, { prefilter })].map((c) => c.message.id);
+      return { ids, reads: readCalls() - before };
+    };
+    const abcde = count((block) => block.includes("abcde.net"));
+    const expected = fx.messages.filter((m) => m.files.mess?.subarray(0, m.files.mess.indexOf("\n\n")).includes("abcde.net"));
+    assert.deepEqual(abcde.ids.sort(), expected.map((m) => m.id).sort());
+    assert.ok(expected.length >= 3);
+    const none = count(() => false);
+    const all = count(() => true);
+    assert.deepEqual(none.ids, []);
+    assert.equal(all.ids.length, 14);
+    // 14 messages: with every envelope read, at least 2 reads more per message (info + a channel or todo).
+    assert.ok(all.reads - none.reads >= 28, `reads: all ${all.reads}, none ${none.reads}`);
+  });
+
   test("headers: false skips decoding but keeps fingerprint and envelope", () => {
     const fx = rebuildRealQueue(freshRoot());
     const withHeaders = byId(scanAll(fx.root));

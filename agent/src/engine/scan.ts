@@ -25,7 +25,7 @@ import {
   splitOf,
   todoDirs,
 } from "./layout.js";
-import type { MessageHeaders, MessageState, QueuedMessage, QueueLayout, Recipient } from "./model.js";
+import type { MessageHeaders, MessagePaths, MessageState, QueuedMessage, QueueLayout, Recipient } from "./model.js";
 
 export interface ScanOptions {
   /** Only these ids (qmHandle -mN, purge re-check), in this order; ids not in the queue are skipped. */
@@ -36,6 +36,12 @@ export interface ScanOptions {
   headBytes?: number;
   /** Default: control/virtualdomains, control/locals beside the queue. */
   routing?: Routing;
+  /**
+   * Called with each raw header block before anything else is read: false skips the message
+   * without opening its envelope files. For raw header searches (qmHandle -h/-H, -S on the
+   * raw subject): the filter still runs on the full candidate afterwards.
+   */
+  prefilter?: (headBlock: Buffer) => boolean;
 }
 
 /** One message as a filter sees it: the model, its raw header block, and its body on demand. */
@@ -159,6 +165,7 @@ class Walker {
   private readonly headBytes: number;
   private readonly decode: boolean;
   private readonly routing: Routing;
+  private readonly prefilter: ((headBlock: Buffer) => boolean) | undefined;
   private bouncing: Set<string> | undefined;
 
   constructor(
@@ -169,6 +176,7 @@ class Walker {
     this.headBytes = Math.min(opts.headBytes ?? DEFAULT_HEAD, FINGERPRINT_SPAN);
     this.decode = opts.headers ?? true;
     this.routing = opts.routing ?? loadRouting(qmailHomeOf(layout));
+    this.prefilter = opts.prefilter;
   }
 
   private isBouncing(id: string): boolean {
@@ -220,17 +228,16 @@ class Walker {
   }
 
   private preprocessed(id: string, hasLocal: boolean, hasRemote: boolean): ScanCandidate | undefined {
-    const paths = messagePaths(this.layout, id);
-    const info = readSmall(`${this.root}/${paths.info}`, true);
-    if (!info) return undefined;
-    const { sender } = parseInfo(info.data);
-    const birthTime = info.mtime;
-    const recipients: Recipient[] = [];
-    if (hasLocal) this.channel(`${this.root}/${paths.local}`, "local", recipients);
-    if (hasRemote) this.channel(`${this.root}/${paths.remote}`, "remote", recipients);
-    const bouncing = this.isBouncing(id);
-    const state: MessageState = bouncing ? "bouncing" : "preprocessed";
-    return this.withMess(id, paths, state, birthTime, sender, recipients, bouncing);
+    return this.candidate(id, (paths) => {
+      const info = readSmall(`${this.root}/${paths.info}`, true);
+      if (!info) return undefined;
+      const { sender } = parseInfo(info.data);
+      const recipients: Recipient[] = [];
+      if (hasLocal) this.channel(`${this.root}/${paths.local}`, "local", recipients);
+      if (hasRemote) this.channel(`${this.root}/${paths.remote}`, "remote", recipients);
+      const bouncing = this.isBouncing(id);
+      return { state: bouncing ? "bouncing" : "preprocessed", birthTime: info.mtime, sender, recipients, bouncing };
+    });
   }
 
   private channel(abs: string, channel: "local" | "remote", into: Recipient[]): void {
@@ -239,52 +246,42 @@ class Walker {
   }
 
   private queued(id: string, state: "todo" | "being-written"): ScanCandidate | undefined {
-    const paths = messagePaths(this.layout, id);
-    const file = readSmall(`${this.root}/${state === "todo" ? paths.todo : paths.intd}`, true);
-    if (!file) return undefined;
-    const todo = parseTodo(file.data);
-    const recipients = todo.recipients.map(
-      (address): Recipient => ({
-        channel: this.routing.channelOf(address),
-        address,
-        stored: address,
-        done: false,
-      }),
-    );
-    return this.withMess(id, paths, state, file.mtime, todo.sender, recipients, false);
+    return this.candidate(id, (paths) => {
+      const file = readSmall(`${this.root}/${state === "todo" ? paths.todo : paths.intd}`, true);
+      if (!file) return undefined;
+      const todo = parseTodo(file.data);
+      const recipients = todo.recipients.map(
+        (address): Recipient => ({ channel: this.routing.channelOf(address), address, stored: address, done: false }),
+      );
+      return { state, birthTime: file.mtime, sender: todo.sender, recipients, bouncing: false };
+    });
   }
 
-  private withMess(
-    id: string,
-    paths: QueuedMessage["paths"],
-    state: MessageState,
-    birthTime: number,
-    sender: string,
-    recipients: Recipient[],
-    bouncing: boolean,
-  ): ScanCandidate | undefined {
+  /**
+   * The mess head first: when a prefilter rejects it, the envelope files are never opened
+   * (3 syscalls per message instead of 10, what makes a header search as cheap as grep).
+   */
+  private candidate(id: string, envelopeOf: (paths: MessagePaths) => Envelope | undefined): ScanCandidate | undefined {
+    const paths = messagePaths(this.layout, id);
     const messAbs = `${this.root}/${paths.mess}`;
     const mess = readMess(messAbs, this.headBytes);
     if (!mess) return undefined;
     const cut = cutHeaderBlock(mess.head);
+    if (this.prefilter && !this.prefilter(cut.block)) return undefined;
+    const envelope = envelopeOf(paths);
+    if (!envelope) return undefined;
     const summary = this.decode ? summarizeHeaders(cut.block) : undefined;
     const message: QueuedMessage = {
       id,
       fingerprint: fingerprintOf(mess.size, mess.head),
-      state,
-      birthTime,
+      ...envelope,
       size: mess.size,
-      sender,
-      recipients,
       headers: summary ? summary.headers : { ...EMPTY_HEADERS },
       clientIp: summary ? summary.clientIp : "",
-      bouncing,
       paths,
     };
     const head = mess.head;
-    const bodyOffset = cut.complete
-      ? cut.block.length + (head[cut.block.length] === 0x0d ? 2 : 1)
-      : mess.size;
+    const bodyOffset = cut.complete ? cut.block.length + (head[cut.block.length] === 0x0d ? 2 : 1) : mess.size;
     return {
       message,
       headBlock: cut.block,
@@ -293,6 +290,14 @@ class Walker {
       readBody: (maxBytes) => readAt(messAbs, bodyOffset, maxBytes),
     };
   }
+}
+
+interface Envelope {
+  state: MessageState;
+  birthTime: number;
+  sender: string;
+  recipients: Recipient[];
+  bouncing: boolean;
 }
 
 function exists(abs: string): boolean {

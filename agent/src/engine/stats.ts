@@ -2,10 +2,11 @@
 // directory listings alone, like the script itself; the extras (bytes, oldest birth) need one
 // lstat per mess and info file, the only costly part at a million messages.
 //
-// Measured on the project's 2-core VM (a stat costs ~5 us there): 1,000,000 messages
-// -> listings alone ~0.6 s; with bytes and ages, 2,000,000 lstats, ~10 s on one thread and about
-// half with two worker threads (see the helper report); the lstats run in workers so the agent's
-// event loop stays free.
+// Measured on the project's 2-core VM (an lstat costs ~5 us there), 1,000,000 messages: the
+// listings alone take 1-2.5 s (opendir loops, 3.2M entries); bytes and ages add 2,000,000
+// lstats, 10 s with two worker threads on an idle machine, 16 s on one thread. Hence bytes and
+// ages only up to AUTO_DETAIL_LIMIT messages by default, and the lstats in workers so the
+// agent's event loop stays free.
 
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -13,8 +14,14 @@ import { Worker } from "node:worker_threads";
 import { isMessageName, messageFileNames, readDirEntries, todoDirs } from "./layout.js";
 import type { QueueLayout, QueueStats } from "./model.js";
 
+/** Past this many messages, bytes and ages are left out unless asked for (StatsOptions.detail). */
+export const AUTO_DETAIL_LIMIT = 200_000;
+
 export interface StatsOptions {
-  /** lstat every mess and info file for bytes and the oldest birth time (default true). */
+  /**
+   * lstat every mess and info file for bytes and the oldest birth time. Default: only when the
+   * queue holds at most AUTO_DETAIL_LIMIT messages, so that stats stay fast in an incident.
+   */
   detail?: boolean;
   /** Threads for the lstats: 0 runs them on the calling thread. Default: up to 2, one per core. */
   workers?: number;
@@ -152,10 +159,12 @@ export async function queueStats(
   for (const dir of todoDirs(layout, "intd")) {
     for (const id of messageFileNames(`${root}/${dir}`)) if (!committed.has(id)) beingWritten++;
   }
+  const messagesInQueue = countMess(root);
   const workers = opts.workers ?? Math.min(2, os.availableParallelism());
-  const d = (opts.detail ?? true) ? await detail(layout, workers) : { bytes: 0, oldest: 0 };
+  const detailed = opts.detail ?? messagesInQueue <= AUTO_DETAIL_LIMIT;
+  const d = detailed ? await detail(layout, workers) : { bytes: 0, oldest: 0 };
   return {
-    messagesInQueue: countMess(root),
+    messagesInQueue,
     notPreprocessed: countTodo(layout),
     preprocessed,
     withLocal,
@@ -165,6 +174,7 @@ export async function queueStats(
     bytes: d.bytes,
     oldestBirth: d.oldest,
     oldestAgeSeconds: d.oldest === 0 ? 0 : Math.max(0, now - d.oldest),
+    detailed,
   };
 }
 

@@ -100,6 +100,8 @@ async function runDemo(agents: AgentProcess[]): Promise<void> {
 }
 
 async function main(): Promise<number> {
+  // Output piped into `head` that has closed: keep going quietly, so the agents still get stopped.
+  process.stdout.on("error", () => {});
   const agents: AgentProcess[] = [];
   const stopAgents = () => Promise.all(agents.map((a) => a.stop()));
   // Ctrl-C: stop the agents before leaving, never leave them running.

@@ -77,8 +77,12 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
     ...agentServeArgs(options),
   ];
   const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "pipe"] });
+  // Never outlive the process that started the agent, even when it dies of an exception.
+  const reap = () => child.kill("SIGTERM");
+  process.once("exit", reap);
   let stderr = "";
   const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
+  exited.then(() => process.off("exit", reap));
   const address = await new Promise<string>((resolve, reject) => {
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (chunk: string) => {

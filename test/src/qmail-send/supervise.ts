@@ -14,16 +14,16 @@ cd "$1" || exit 111
 mkdir -p supervise
 [ -p supervise/control ] || mkfifo supervise/control
 exec 3<>supervise/control
-want=up
+setwant() { want=$1; echo "$want" > supervise/want.new && mv supervise/want.new supervise/want; }
+setwant up
 child=
 while :; do
   if [ -n "$child" ] && ! kill -0 "$child" 2>/dev/null; then child=; fi
   if [ "$want" = up ] && [ -z "$child" ]; then ./run & child=$!; fi
-  echo "$want" > supervise/want
   if read -r -t 0.05 -n 1 c <&3; then
     case "$c" in
-      d) want=down; if [ -n "$child" ]; then kill -TERM "$child"; kill -CONT "$child"; fi ;;
-      u) want=up ;;
+      d) setwant down; if [ -n "$child" ]; then kill -TERM "$child"; kill -CONT "$child"; fi ;;
+      u) setwant up ;;
     esac
   fi
 done

@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, test } from "node:test";
+import { generateMixedQueue, QueueBuilder, rebuildRealQueue } from "@qmfleet/test";
+import { detectLayout } from "./layout.js";
+import { queueStats, renderQstat } from "./stats.js";
+
+let tmp: string;
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "qmfleet-stats-"));
+});
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+let n = 0;
+const freshRoot = () => path.join(tmp, `q${n++}`, "queue");
+
+test("the real queue: qmail-qstat's output byte for byte, and the counts behind it", async () => {
+  const fx = rebuildRealQueue(freshRoot());
+  const stats = await queueStats(detectLayout(fx.root), 1795839100);
+  assert.equal(renderQstat(stats), fx.qmailQstat);
+  assert.equal(stats.preprocessed, 12);
+  assert.equal(stats.notPreprocessed, 2);
+  assert.equal(stats.withLocal, 3);
+  assert.equal(stats.withRemote, 11);
+  assert.equal(stats.bouncing, 1);
+  assert.equal(stats.beingWritten, 0);
+  const bytes = fx.messages.reduce((s, m) => s + (m.files.mess?.length ?? 0), 0);
+  assert.equal(stats.bytes, bytes);
+  assert.equal(stats.oldestBirth, 1795839072);
+  assert.equal(stats.oldestAgeSeconds, 28);
+  assert.equal(stats.detailed, true);
+});
+
+test("an empty queue is zeros; a missing root is an error, not zeros", async () => {
+  const root = freshRoot();
+  QueueBuilder.create(root);
+  const stats = await queueStats(detectLayout(root));
+  assert.equal(renderQstat(stats), "messages in queue: 0\nmessages in queue but not yet preprocessed: 0\n");
+  assert.equal(stats.oldestBirth, 0);
+  const gone = freshRoot();
+  QueueBuilder.create(gone);
+  const layout = detectLayout(gone);
+  fs.rmSync(path.dirname(gone), { recursive: true });
+  await assert.rejects(queueStats(layout), /cannot read .*: ENOENT/);
+});
+
+test("a mixed queue: counts equal what was written, with workers, in-thread, and counts only", async () => {
+  const now = 1795839072;
+  const s = generateMixedQueue(freshRoot(), { count: 400, seed: 5, split: 7, now });
+  const layout = detectLayout(s.root);
+  for (const workers of [0, 2]) {
+    const stats = await queueStats(layout, now, { workers });
+    assert.deepEqual(
+      [
+        stats.messagesInQueue,
+        stats.notPreprocessed,
+        stats.preprocessed,
+        stats.withLocal,
+        stats.withRemote,
+        stats.bouncing,
+      ],
+      [s.messages, s.todo, s.preprocessed, s.withLocal, s.withRemote, s.bouncing],
+    );
+    assert.equal(stats.bytes, s.bytes);
+    assert.equal(stats.oldestBirth, s.oldestBirth);
+  }
+  const quick = await queueStats(layout, now, { detail: false });
+  assert.equal(quick.messagesInQueue, s.messages);
+  assert.equal(quick.bytes, 0);
+  assert.equal(quick.detailed, false);
+});
+
+test("big-todo, being written, odd entries: qmail-qstat counts entries, the rest counts messages", async () => {
+  const root = freshRoot();
+  const q = QueueBuilder.create(root, { split: 5, bigTodo: true });
+  q.add({ message: "x\n" });
+  q.add({ message: "x\n", state: "todo" });
+  q.add({ message: "x\n", state: "being-written" });
+  q.addEntry("mess/1/123.bak", { kind: "file" });
+  q.addEntry("info/1/.hidden", { kind: "file" });
+  q.addEntry("info/2/777", { kind: "symlink", target: "/etc/passwd" });
+  const stats = await queueStats(detectLayout(root));
+  // find(1) sees 123.bak too: qmail-qstat would print 4.
+  assert.equal(stats.messagesInQueue, 4);
+  assert.equal(stats.notPreprocessed, 1, "todo/N split dirs are not messages");
+  assert.equal(stats.preprocessed, 1, "neither .hidden nor a symlink is a message");
+  assert.equal(stats.beingWritten, 1);
+});
