@@ -1,6 +1,7 @@
 // @qmfleet/controller: everything that spans hosts. It talks to agents over gRPC only and never
 // reads a queue directory.
 
+export { fleetCheck } from "./check.js";
 export { type AgentClients, agentClients, connectFleet, loadClientCredentials } from "./connection.js";
 export {
   type FanOutOptions,
@@ -13,6 +14,13 @@ export {
   unaryCall,
 } from "./fanout.js";
 export {
+  type FleetStreamEvent,
+  type FleetStreamOptions,
+  fleetStream,
+  type OpenHostStream,
+  serverStream,
+} from "./fleet-stream.js";
+export {
   type HostSelector,
   type Inventory,
   InventoryError,
@@ -22,4 +30,17 @@ export {
   selectHosts,
   type TlsPaths,
 } from "./inventory.js";
+export { fleetMessages } from "./messages.js";
+export { type ReadMessageHandlers, readFleetMessage } from "./read-message.js";
 export { type FleetStats, type FleetStatsOptions, fleetStats, sumStats } from "./stats.js";
+export {
+  DIMENSIONS,
+  type FleetGroup,
+  type FleetShape,
+  type FleetSummary,
+  type FleetSummaryRequest,
+  fleetSummary,
+  HOST_TOP_FACTOR,
+  hostTop,
+  mergeSummaries,
+} from "./summary.js";

@@ -225,11 +225,11 @@ describe("qmfleet-agent local: selection and dry run", () => {
     const r = agent("--queue", queue, "-l", "-N", "-Sfailure notice", "--not-sender", "<>");
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, `${idOf("1491100")}\n`);
-    const bounces = agent("--queue", queue, "-N", "-f<>", "--dry-run");
-    assert.equal(
-      bounces.stdout,
-      `Dry run: messages matching sender <> (nothing is deleted)\n${idOf("1491098")}\nWould delete 1 messages (209 bytes)\n`,
-    );
+    const bounces = agent("--queue", queue, "-f<>", "--dry-run");
+    assert.ok(bounces.stdout.startsWith("Dry run: messages matching sender <> (nothing is deleted)\n"));
+    assert.ok(bounces.stdout.endsWith("\nWould delete 1 messages (209 bytes)\n"), bounces.stdout);
+    // -N: ids only, for scripts.
+    assert.equal(agent("--queue", queue, "-N", "-f<>", "--dry-run").stdout, `${idOf("1491098")}\n`);
   });
 
   it("-D selects everything, and the dry run skips nothing committed", () => {

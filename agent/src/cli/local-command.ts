@@ -12,16 +12,14 @@
 // selection flag here and help is --help only.
 import { once } from "node:events";
 import { describeFilter, FILTER_FLAGS, type FilterFlagUse, filterFromFlags, parseSize } from "@qmfleet/proto";
-import type { Command } from "commander";
-import { bodyTexts } from "../engine/body.js";
+import { type Command, Option } from "commander";
 import { checkQueue } from "../engine/check.js";
 import { type CompiledFilter, compileFilter } from "../engine/filter.js";
-import { listHeaderFields } from "../engine/headers.js";
 import { type DetectedLayout, detectLayout } from "../engine/layout.js";
-import { walkMime } from "../engine/mime.js";
 import type { Channel, QueuedMessage } from "../engine/model.js";
 import { qmailQread } from "../engine/qread.js";
 import { type ScanCandidate, scanQueue } from "../engine/scan.js";
+import { MessageIdError, MessageNotFoundError, type OpenedMessage, openMessage } from "../engine/show.js";
 import { queueStats } from "../engine/stats.js";
 import { summarize } from "../engine/summarize.js";
 import { filterFromWire } from "../filter-wire.js";
@@ -29,7 +27,6 @@ import {
   listingBlock,
   messageJson,
   problemText,
-  type ShownMessage,
   shownJson,
   shownText,
   statsText,
@@ -171,25 +168,25 @@ async function deletion(run: Run): Promise<void> {
 
 async function show(run: Run, ids: string[]): Promise<void> {
   const { out, flags } = run;
-  const found = new Set<string>();
-  const shown: ShownMessage[] = [];
-  for await (const c of scanQueue(run.layout, { ids })) {
-    found.add(c.message.id);
-    const read = c.readBody(run.bodyCap + 1);
-    const truncated = read.length > run.bodyCap;
-    const body = truncated ? read.subarray(0, run.bodyCap) : read;
-    const one: ShownMessage = {
-      message: c.message,
-      headers: listHeaderFields(c.headBlock),
-      parts: walkMime(c.headBlock, body, truncated),
-      texts: bodyTexts(c.headBlock, body, truncated),
-    };
-    if (flags.json) shown.push(one);
-    else await out.write(shownText(one, run.now, flags.color ?? false));
+  const missing: string[] = [];
+  const shown: object[] = [];
+  for (const id of ids) {
+    let opened: OpenedMessage;
+    try {
+      opened = openMessage(run.layout, id, { bodyCapBytes: run.bodyCap });
+    } catch (error) {
+      if (!(error instanceof MessageNotFoundError || error instanceof MessageIdError)) throw error;
+      missing.push(id);
+      continue;
+    }
+    try {
+      if (flags.json) shown.push(shownJson(opened, run.now));
+      else await out.write(shownText(opened, run.now, flags.color ?? false));
+    } finally {
+      opened.close();
+    }
   }
-  if (flags.json)
-    await out.write(`${JSON.stringify({ messages: shown.map((s) => shownJson(s, run.now)) })}\n`);
-  const missing = ids.filter((id) => !found.has(id));
+  if (flags.json) await out.write(`${JSON.stringify({ messages: shown })}\n`);
   if (missing.length > 0) {
     throw new LocalUsageError(
       `no message ${missing.join(", ")} in ${run.layout.root} (delivered meanwhile, or a wrong id?)`,
@@ -351,9 +348,13 @@ export function registerLocalCommand(program: Command): void {
       selection.push({ flag: spec.flag, value: typeof given === "string" ? given : "" });
     });
     if (spec.flag !== "all") {
-      command.option(`--not-${spec.long}${value}`, `not ${spec.description}`, (given: string) => {
-        selection.push({ flag: spec.flag, value: given, negate: true });
-      });
+      // Listed once in the epilogue rather than doubling the option list.
+      const negated = new Option(`--not-${spec.long}${value}`, `not: ${spec.description}`).hideHelp();
+      command.addOption(
+        negated.argParser((given: string) => {
+          selection.push({ flag: spec.flag, value: given, negate: true });
+        }),
+      );
     }
   }
   // Commander keeps option values, not their order; qmHandle runs actions in the order given.

@@ -4,12 +4,10 @@
 // Everything shown comes from mail anyone can send, so text for a terminal goes through
 // printable(): a Subject carrying ESC sequences must not be able to drive the operator's terminal.
 
-import type { BodyText } from "../engine/body.js";
 import type { QueueProblem } from "../engine/check.js";
-import type { HeaderField } from "../engine/headers.js";
-import type { MimePart } from "../engine/mime.js";
 import type { QueuedMessage, QueueStats } from "../engine/model.js";
 import { qreadDate } from "../engine/qread.js";
+import type { OpenedMessage } from "../engine/show.js";
 import { renderQstat } from "../engine/stats.js";
 import type { Summary } from "../engine/summarize.js";
 
@@ -110,12 +108,8 @@ export function statsText(s: QueueStats): string {
   );
 }
 
-export interface ShownMessage {
-  message: QueuedMessage;
-  headers: HeaderField[];
-  parts: MimePart[];
-  texts: BodyText[];
-}
+/** What -m shows of a message (engine/show.ts opens it). */
+export type ShownMessage = Pick<OpenedMessage, "message" | "headers" | "parts" | "texts">;
 
 export function shownJson(shown: ShownMessage, now: number) {
   return {

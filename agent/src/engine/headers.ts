@@ -85,18 +85,33 @@ function fieldSpans(text: string): FieldSpan[] {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts an ISO-2022-JP shift.
 const NOT_PLAIN_ASCII = /[\x1b\x80-\xff]/;
 
-function textOf(block: Buffer, latin1: string, start: number, end: number): string {
-  const text = latin1.slice(start, end);
-  return NOT_PLAIN_ASCII.test(text) ? decodeUnlabeled(block.subarray(start, end)) : text;
+/** A header block with its latin1 view, and whether that view is already the text. */
+interface BlockView {
+  block: Buffer;
+  latin1: string;
+  /** No ESC and no 8-bit byte anywhere: every field is plain ASCII (the common case, tested once). */
+  plain: boolean;
+}
+
+function viewOf(block: Buffer): BlockView {
+  const latin1 = block.toString("latin1");
+  return { block, latin1, plain: !NOT_PLAIN_ASCII.test(latin1) };
+}
+
+function textOf(v: BlockView, start: number, end: number): string {
+  const text = v.latin1.slice(start, end);
+  return v.plain || !NOT_PLAIN_ASCII.test(text) ? text : decodeUnlabeled(v.block.subarray(start, end));
 }
 
 // RFC 5322 unfolding removes the line break before the whitespace that starts a fold.
 const FOLD = /\r?\n/g;
 
-function unfoldedValue(block: Buffer, latin1: string, span: FieldSpan): string {
-  return textOf(block, latin1, span.colon + 1, span.end)
-    .replace(FOLD, "")
-    .trim();
+function unfold(text: string): string {
+  return text.includes("\n") ? text.replace(FOLD, "") : text;
+}
+
+function unfoldedValue(v: BlockView, span: FieldSpan): string {
+  return unfold(textOf(v, span.colon + 1, span.end)).trim();
 }
 
 function fieldName(latin1: string, span: FieldSpan): string {
@@ -105,11 +120,11 @@ function fieldName(latin1: string, span: FieldSpan): string {
 
 /** Every field of a header block in file order, for show and for header filters. */
 export function listHeaderFields(block: Buffer): HeaderField[] {
-  const latin1 = block.toString("latin1");
-  return fieldSpans(latin1).map((span) => {
-    const name = fieldName(latin1, span);
-    const raw = textOf(block, latin1, span.start, span.end);
-    const value = name === "" ? raw.replace(FOLD, "").trim() : unfoldedValue(block, latin1, span);
+  const v = viewOf(block);
+  return fieldSpans(v.latin1).map((span) => {
+    const name = fieldName(v.latin1, span);
+    const raw = textOf(v, span.start, span.end);
+    const value = name === "" ? unfold(raw).trim() : unfoldedValue(v, span);
     return { name, raw, decoded: decodeEncodedWords(value) };
   });
 }
@@ -119,11 +134,11 @@ export function listHeaderFields(block: Buffer): HeaderField[] {
  * parameters have their own encoding); undefined when the block has no such field.
  */
 export function firstFieldValue(block: Buffer, name: string): string | undefined {
-  const latin1 = block.toString("latin1");
+  const v = viewOf(block);
   const wanted = name.toLowerCase();
-  for (const span of fieldSpans(latin1)) {
-    if (span.colon !== -1 && fieldName(latin1, span).toLowerCase() === wanted) {
-      return unfoldedValue(block, latin1, span);
+  for (const span of fieldSpans(v.latin1)) {
+    if (span.colon !== -1 && fieldName(v.latin1, span).toLowerCase() === wanted) {
+      return unfoldedValue(v, span);
     }
   }
   return undefined;
@@ -145,19 +160,20 @@ const LONGEST_WANTED_NAME = "message-id".length;
  * field is "". Values are unfolded and RFC 2047-decoded; subjectRaw is the Subject unfolded only.
  */
 export function summarizeHeaders(block: Buffer): HeaderSummary {
-  const latin1 = block.toString("latin1");
+  const v = viewOf(block);
   const first = new Map<SummaryField, FieldSpan>();
   const received: FieldSpan[] = [];
-  for (const span of fieldSpans(latin1)) {
+  for (const span of fieldSpans(v.latin1)) {
     if (span.colon === -1 || span.colon - span.start > LONGEST_WANTED_NAME + 2) continue;
-    const name = fieldName(latin1, span).toLowerCase();
+    const name = fieldName(v.latin1, span).toLowerCase();
     if (name === "received") received.push(span);
-    else if (SUMMARY_FIELDS.has(name) && !first.has(name as SummaryField))
+    else if (SUMMARY_FIELDS.has(name) && !first.has(name as SummaryField)) {
       first.set(name as SummaryField, span);
+    }
   }
   const value = (name: SummaryField): string => {
     const span = first.get(name);
-    return span ? unfoldedValue(block, latin1, span) : "";
+    return span ? unfoldedValue(v, span) : "";
   };
   const subjectRaw = value("subject");
   return {
@@ -170,7 +186,6 @@ export function summarizeHeaders(block: Buffer): HeaderSummary {
       date: value("date"),
       messageId: value("message-id"),
     },
-    // Lazily: the walk usually stops at the first or second Received field.
-    clientIp: firstExternalClientIp(received.map((span) => unfoldedValue(block, latin1, span))),
+    clientIp: firstExternalClientIp(received.map((span) => unfoldedValue(v, span))),
   };
 }

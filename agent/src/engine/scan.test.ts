@@ -123,7 +123,9 @@ describe("scan: the real qmail queue", () => {
       return { ids, reads: readCalls() - before };
     };
     const abcde = count((block) => block.includes("abcde.net"));
-    const expected = fx.messages.filter((m) => m.files.mess?.subarray(0, m.files.mess.indexOf("\n\n")).includes("abcde.net"));
+    const expected = fx.messages.filter((m) =>
+      m.files.mess?.subarray(0, m.files.mess.indexOf("\n\n")).includes("abcde.net"),
+    );
     assert.deepEqual(abcde.ids.sort(), expected.map((m) => m.id).sort());
     assert.ok(expected.length >= 3);
     const none = count(() => false);
@@ -251,6 +253,24 @@ describe("scan: odd queues", () => {
     assert.equal(got[0]?.message.sender, "w@x");
   });
 
+  test("a message caught mid-preprocessing (info and todo both there) is listed once, as preprocessed", () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root);
+    const m = q.add({ message: "x\n", state: "todo" });
+    fs.writeFileSync(path.join(root, m.paths.info), "Fa@b\0");
+    fs.writeFileSync(path.join(root, m.paths.remote), "Tr@x\0");
+    const got = scanAll(root);
+    assert.deepEqual(
+      got.map((c) => `${c.message.id}:${c.message.state}`),
+      [`${m.id}:preprocessed`],
+    );
+    fs.rmSync(path.join(root, m.paths.info));
+    assert.deepEqual(
+      scanAll(root).map((c) => c.message.state),
+      ["todo"],
+    );
+  });
+
   test("malformed records: missing NUL kept, unknown types skipped, empty info read as <>", () => {
     const root = freshRoot();
     const q = QueueBuilder.create(root);
@@ -339,5 +359,54 @@ describe("scan: odd queues", () => {
     const got = scanAll(root, { headBytes: 4096 });
     assert.equal(got[0]?.message.headers.subject, "after a long header");
     assert.equal(got[0]?.headComplete, true);
+  });
+});
+
+describe("scan in worker threads", () => {
+  test("gives the same candidates in the same order as the in-thread walk", async () => {
+    const fx = rebuildRealQueue(freshRoot());
+    const q = QueueBuilder.create(fx.root);
+    for (let i = 0; i < 600; i++)
+      q.add({ message: `Subject: m${i}\n\nbody ${i}\n`, bounce: i % 7 === 0 ? "b\n" : undefined });
+    const layout = detectLayout(fx.root);
+    const inThread = [...scanQueueSync(layout)];
+    const inWorkers: ScanCandidate[] = [];
+    for await (const c of scanQueue(layout, { workers: 2 })) inWorkers.push(c);
+    assert.equal(inWorkers.length, 614);
+    assert.deepEqual(
+      inWorkers.map((c) => c.message),
+      inThread.map((c) => c.message),
+    );
+    for (let i = 0; i < inThread.length; i++) {
+      const a = inThread[i] as ScanCandidate;
+      const b = inWorkers[i] as ScanCandidate;
+      assert.deepEqual(b.headBlock, a.headBlock);
+      assert.equal(b.headComplete, a.headComplete);
+      assert.deepEqual(b.readBody(50), a.readBody(50));
+    }
+    q.close();
+  });
+
+  test("a consumer that stops early stops the workers; an unreadable split dir fails the scan", async () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root, { split: 4 });
+    for (let i = 0; i < 40; i++) q.add({ message: "x\n" });
+    const layout = detectLayout(root);
+    let seen = 0;
+    for await (const _ of scanQueue(layout, { workers: 2 })) if (++seen === 3) break;
+    assert.equal(seen, 3);
+    // A file where split dir info/2 should be: ENOTDIR, reported by the worker as a clear error.
+    q.removeEntry("info/2");
+    q.addEntry("info/2", { kind: "file" });
+    await assert.rejects(async () => {
+      for await (const _ of scanQueue(layout, { workers: 2 })) {
+        // drain
+      }
+    }, /cannot read .*info\/2: ENOTDIR/);
+    q.removeEntry("info/2");
+    q.addEntry("info/2", { kind: "dir" });
+    let all = 0;
+    for await (const _ of scanQueue(layout, { workers: 2 })) all++;
+    assert.ok(all > 0);
   });
 });

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
+import { FilterError } from "../engine/filter.js";
 import { QueueAccessError, queueAccessError } from "../engine/layout.js";
+import { FingerprintMismatchError, MessageIdError, MessageNotFoundError } from "../engine/show.js";
 import { RpcError, toRpcError } from "./rpc-error.js";
 
 function errno(code: string, path?: string): NodeJS.ErrnoException {
@@ -12,6 +14,20 @@ describe("toRpcError", () => {
   it("keeps an RpcError as it is", () => {
     const e = new RpcError(status.UNIMPLEMENTED, "later");
     assert.equal(toRpcError(e), e);
+  });
+
+  it("maps what the caller got wrong, or what is gone, to its own status with the engine's message", () => {
+    const cases: [Error, status][] = [
+      [new FilterError('invalid pattern "a(": missing )'), status.INVALID_ARGUMENT],
+      [new MessageIdError('"x1" is not a message id'), status.INVALID_ARGUMENT],
+      [new MessageNotFoundError("no message 7 in /q"), status.NOT_FOUND],
+      [new FingerprintMismatchError("message 7 is not the message you listed", "9:ab"), status.FAILED_PRECONDITION],
+    ];
+    for (const [error, code] of cases) {
+      const mapped = toRpcError(error);
+      assert.equal(mapped.code, code, error.name);
+      assert.equal(mapped.message, error.message);
+    }
   });
 
   it("passes the engine's queue errors on as FAILED_PRECONDITION with their message", () => {

@@ -3,7 +3,9 @@
 // the file system, a bug) goes through toRpcError so the caller never sees a bare "Internal".
 
 import { status } from "@grpc/grpc-js";
+import { FilterError } from "../engine/filter.js";
 import { QueueAccessError } from "../engine/layout.js";
+import { FingerprintMismatchError, MessageIdError, MessageNotFoundError } from "../engine/show.js";
 
 export class RpcError extends Error {
   constructor(
@@ -23,6 +25,17 @@ const PERMISSION_HINT = "run the agent as root or as qmails";
 export function toRpcError(error: unknown): RpcError {
   if (error instanceof RpcError) {
     return error;
+  }
+  // A filter or id the caller sent that cannot be used: the message names it and what is wrong.
+  if (error instanceof FilterError || error instanceof MessageIdError) {
+    return new RpcError(status.INVALID_ARGUMENT, error.message);
+  }
+  if (error instanceof MessageNotFoundError) {
+    return new RpcError(status.NOT_FOUND, error.message);
+  }
+  // The id names another message than the one the caller listed (inode reuse).
+  if (error instanceof FingerprintMismatchError) {
+    return new RpcError(status.FAILED_PRECONDITION, error.message);
   }
   // The engine's own errors already name the path and the fix.
   if (error instanceof QueueAccessError) {

@@ -2,9 +2,13 @@
 // with the role it needs. An RPC not served yet answers UNIMPLEMENTED, after the role check.
 
 import { type AgentServiceServer, AgentServiceService } from "@qmfleet/proto";
+import { checkQueue } from "./handlers/check-queue.js";
 import { getAgentInfo } from "./handlers/get-agent-info.js";
 import { getStats } from "./handlers/get-stats.js";
+import { listMessages } from "./handlers/list-messages.js";
 import { notYetImplemented } from "./handlers/not-yet-implemented.js";
+import { readMessage } from "./handlers/read-message.js";
+import { summarize } from "./handlers/summarize.js";
 import { type AgentConfig, adaptStream, adaptUnary, type StreamRpc, type UnaryRpc } from "./rpc.js";
 
 type Service = typeof AgentServiceService;
@@ -22,10 +26,10 @@ export type RpcTable = {
 export const AGENT_RPCS: RpcTable = {
   getAgentInfo,
   getStats,
-  listMessages: notYetImplemented("ListMessages", "read"),
-  summarize: notYetImplemented("Summarize", "read"),
-  readMessage: notYetImplemented("ReadMessage", "read"),
-  checkQueue: notYetImplemented("CheckQueue", "read"),
+  listMessages,
+  summarize,
+  readMessage,
+  checkQueue,
   listQuarantine: notYetImplemented("ListQuarantine", "read"),
   // A preview creates the plan a destructive call executes: it is the first half of a purge.
   previewPurge: notYetImplemented("PreviewPurge", "admin"),
