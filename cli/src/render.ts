@@ -31,11 +31,16 @@ function csvField(value: string | number): string {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
+/** One CSV record with its line ending (for rows written as they arrive). */
+export function renderCsvRow(row: readonly (string | number)[]): string {
+  return `${row.map(csvField).join(",")}\r\n`;
+}
+
 export function renderCsv(
   header: readonly string[],
   rows: readonly (readonly (string | number)[])[],
 ): string {
-  return [header, ...rows].map((row) => `${row.map(csvField).join(",")}\r\n`).join("");
+  return [header, ...rows].map(renderCsvRow).join("");
 }
 
 /** Exactly one JSON document. */

@@ -55,6 +55,7 @@ describe("agent lock", () => {
   it("excludes another process, and is free as soon as that process is killed -9", async () => {
     const file = agentLockFile(stateDir, queue);
     fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, "");
     // --close: only flock(1) itself holds the lock, not the sleep it runs.
     const holder = spawn("flock", ["--exclusive", "--close", file, "sleep", "600"], {
       stdio: "ignore",

@@ -4,7 +4,10 @@ import type { AgentClients, InventoryHost } from "@qmfleet/controller";
 import type { OutputFormat } from "../render.js";
 
 export interface Output {
+  /** false: the text is queued and the caller should wait for "drain" (a pipe that is slow to read). */
   write(text: string): unknown;
+  once?(event: "drain", listener: () => void): unknown;
+  off?(event: "drain", listener: () => void): unknown;
 }
 
 export interface ErrorOutput extends Output {
@@ -25,5 +28,13 @@ export interface ActionContext {
   stderr: ErrorOutput;
 }
 
-/** An action's result: how many targeted hosts did not end ok. */
-export type Action = (ctx: ActionContext) => Promise<{ hostsNotOk: number }>;
+/**
+ * An action's result: how many targeted hosts did not end ok, and the exit status the action
+ * asks for when it is not the default (0, or 2 when a host did not end ok).
+ */
+export interface ActionResult {
+  hostsNotOk: number;
+  status?: number;
+}
+
+export type Action = (ctx: ActionContext) => Promise<ActionResult>;

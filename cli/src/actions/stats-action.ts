@@ -4,16 +4,12 @@ import { fleetStats, type HostOutcome } from "@qmfleet/controller";
 import type { QueueStats } from "@qmfleet/proto";
 import { statsCsv, statsJson, statsNdjsonHost, statsNdjsonTotal, statsTable } from "../views/stats-view.js";
 import type { Action } from "./action.js";
+import { hostReporter } from "./host-report.js";
 
 export const statsAction: Action = async (ctx) => {
-  let answered = 0;
+  const report = hostReporter(ctx);
   const onHost = (outcome: HostOutcome<QueueStats>) => {
-    answered++;
-    if (outcome.state !== "ok") {
-      ctx.stderr.write(`qmfleet: ${outcome.host.name}: ${outcome.state}: ${outcome.error ?? ""}\n`);
-    } else if (ctx.stderr.isTTY) {
-      ctx.stderr.write(`[${answered}/${ctx.hosts.length}] ${outcome.host.name} ok\n`);
-    }
+    report(outcome);
     if (ctx.format === "ndjson") {
       ctx.stdout.write(statsNdjsonHost(outcome));
     }
