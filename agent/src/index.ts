@@ -19,7 +19,7 @@ export {
   type ShowOptions,
 } from "./engine/show.js";
 export { queueStats } from "./engine/stats.js";
-export { type GroupBy, type Summary, Summarizer, summarize } from "./engine/summarize.js";
+export { type GroupBy, Summarizer, type Summary, summarize } from "./engine/summarize.js";
 export { filterFromWire, filterToWire } from "./filter-wire.js";
 export type { Role, RoleMap } from "./server/roles.js";
 export { type AgentServer, type AgentServerOptions, startAgentServer } from "./server/server.js";

@@ -72,6 +72,54 @@ describe("qmfleet arguments", () => {
     }
   });
 
+  it("refuses read flags that cannot go together, before asking any host (exit 1)", async () => {
+    const cases: [string[], RegExp][] = [
+      [
+        ["-Sfailure notice"],
+        /^qmfleet: refusing to delete: this version of qmfleet does not delete\. The selection \(subject contains "failure notice"\) asks for a deletion, as in qmHandle; add --dry-run .* Nothing was changed\.\n$/,
+      ],
+      [["-D"], /refusing to delete: .*The selection \(all messages\)/],
+      [["-l", "--dry-run"], /--dry-run previews a deletion: give selection flags alone/],
+      [
+        ["-s", "-Sx"],
+        /selection flags narrow -l, -L, -R and --summary .*run -s, -m and --check without them/,
+      ],
+      [["-s", "-N"], /-N lists ids: give it with -l, -L, -R or --dry-run/],
+      [["-l", "-s", "--json"], /--json prints one document: give one action at a time/],
+      [["-l", "--sort", "age"], /--sort age: sorting needs a limit from 1 to 10000 per host \(got 0\)/],
+      [["-l", "--sort", "size", "--limit", "10001"], /--sort size: sorting needs a limit .*\(got 10001\)/],
+      [["-l", "--desc"], /--desc orders a --sort/],
+      [["-l", "--limit", "x"], /invalid --limit "x": expected a whole number/],
+      [["--summary", "--top", "0"], /invalid --top "0"/],
+      [["-m", "mx1:12ab"], /-m "mx1:12ab": expected HOST:ID/],
+      [["-l", "--fingerprint", "1:ab"], /--fingerprint goes with -m HOST:ID/],
+      [["-l", "--older-than", "soon"], /--older-than "soon": expected a duration like 90s/],
+      [["-l", "-F"], /argument missing/],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stdout, stderr } = await run(["--inventory", inventory, ...args]);
+      assert.equal(code, 1, args.join(" "));
+      assert.match(stderr, message, args.join(" "));
+      assert.equal(stdout, "", args.join(" "));
+    }
+  });
+
+  it("gets past the flags to the inventory when they go together (the twins of the refusals)", async () => {
+    for (const args of [
+      ["-Sfailure notice", "--dry-run"],
+      ["-l", "-Sx", "--sort", "age", "--desc", "--limit", "5"],
+      ["-L", "-N", "--not-sender", "<>"],
+      ["--summary", "-habcde.net", "--top", "3"],
+      ["-m", "mx1:12"],
+      ["--check", "--format", "csv"],
+    ]) {
+      const { code, stderr } = await run(["--inventory", inventory, ...args]);
+      assert.equal(code, 1, args.join(" "));
+      // The next thing read is the operator's certificate, which this inventory does not have.
+      assert.match(stderr, /tls\.ca: cannot read .*ca\.crt: ENOENT/, args.join(" "));
+    }
+  });
+
   it("names the TLS file it cannot read, before asking any host", async () => {
     const { code, stderr } = await run(["--inventory", inventory, "-s"]);
     assert.equal(code, 1);

@@ -15,7 +15,10 @@ export function fleetCheck(
     hosts,
     clients,
     async function* (client, ctx) {
-      const responses = serverStream((callOptions, metadata) => client.checkQueue({}, metadata, callOptions), ctx);
+      const responses = serverStream(
+        (callOptions, metadata) => client.checkQueue({}, metadata, callOptions),
+        ctx,
+      );
       for await (const response of responses) {
         if (!response.problem) throw new Error("the agent sent a CheckQueue response without a problem");
         yield response.problem;

@@ -111,7 +111,10 @@ describe("fleetMessages", () => {
     const fleet = await scriptedServer({
       mx1: streamOf([summary("1", 10), summary("2", 20), summary("3", 30)]),
       mx2: streamOf([summary("7", 5)]),
-      broken: streamOf([summary("9", 1)], { code: status.FAILED_PRECONDITION, details: "cannot read /q/mess/3" }),
+      broken: streamOf([summary("9", 1)], {
+        code: status.FAILED_PRECONDITION,
+        details: "cannot read /q/mess/3",
+      }),
     });
     const hosts = [...fleet.hosts, { name: "down", address: `127.0.0.1:${await closedPort()}`, tags: [] }];
     try {
@@ -218,7 +221,10 @@ describe("fleetMessages", () => {
       }
       await agentSawCancel;
       assert.equal(received, 1000);
-      assert.ok(writtenWhileIdle < received + 5_000, `the agent wrote ${writtenWhileIdle} of ${total} for a reader of 1000`);
+      assert.ok(
+        writtenWhileIdle < received + 5_000,
+        `the agent wrote ${writtenWhileIdle} of ${total} for a reader of 1000`,
+      );
     } finally {
       fleet.stop();
     }

@@ -7,7 +7,9 @@ const LABELS = ["5", "10", "1280+"];
 
 function host(groups: [GroupBy, string, number][], shapeRows?: [string, number[]][]): SummarizeResponse {
   const list: Group[] = groups.map(([by, key, count]) => ({ by, key, count, bytes: count * 1000 }));
-  const matched = groups.filter(([by]) => by === GroupBy.GROUP_BY_SENDER).reduce((sum, [, , n]) => sum + n, 0);
+  const matched = groups
+    .filter(([by]) => by === GroupBy.GROUP_BY_SENDER)
+    .reduce((sum, [, , n]) => sum + n, 0);
   return {
     groups: list,
     matched,
@@ -77,6 +79,37 @@ describe("mergeSummaries", () => {
         ["s", 1],
       ],
     );
+  });
+
+  it("knows a merged top is exact when every full list reported its keys, and not when a left-out key could pass", () => {
+    // Both lists are full (asked 2): each host may have left out keys counting up to its last entry.
+    const answers = [
+      host([
+        [SENDER, "a", 10],
+        [SENDER, "b", 2],
+      ]),
+      host([
+        [SENDER, "a", 8],
+        [SENDER, "c", 3],
+      ]),
+    ];
+    const one = mergeSummaries(answers, 1, 2);
+    assert.deepEqual(
+      one.groups.map((g) => [g.key, g.count]),
+      [["a", 18]],
+    );
+    assert.deepEqual(one.approximate, []);
+    // The second place: c counts 3 or more (the first host may have left it out), and b (2, plus
+    // up to 3 left out by the second host) might pass it.
+    const two = mergeSummaries(answers, 2, 2);
+    assert.deepEqual(
+      two.groups.map((g) => [g.key, g.count]),
+      [
+        ["a", 18],
+        ["c", 3],
+      ],
+    );
+    assert.deepEqual(two.approximate, [SENDER]);
   });
 
   it("adds qshape tables: TOTAL row exactly, domain rows by name, top domains kept", () => {

@@ -2,12 +2,14 @@
 // same key add up across hosts (the null sender of mx1 and of mx2 are one group), then the top N
 // per dimension are kept; the qshape tables add up row by row (TOTAL exactly, domains by name).
 //
-// Each host reports only its own top groups, so a key just outside one host's top is missing
-// from that host's share. To keep the fleet top right in practice each host is asked for more
-// groups than shown (HOST_TOP_FACTOR x top), and a dimension in which some host's list was full
-// is reported as approximate: its counts are lower bounds.
+// Each host reports only its own top groups, so a key just outside one host's list is missing
+// from that host's share. Each host is asked for more groups than shown (HOST_TOP_FACTOR x top),
+// and the merge knows how wrong it can be: a host whose list is full ("asked" entries) has no
+// unreported key counting more than its last entry. A kept group reported by every full host is
+// exact; the top is certain when no unreported key could reach the last kept count. A dimension
+// failing either test is reported as approximate (its counts are lower bounds).
 
-import { GroupBy, type Filter, type ShapeRow, type SummarizeResponse } from "@qmfleet/proto";
+import { type Filter, GroupBy, type ShapeRow, type SummarizeResponse } from "@qmfleet/proto";
 import type { AgentClients } from "./connection.js";
 import { type FanOutOptions, fanOut, type HostOutcome, unaryCall } from "./fanout.js";
 import type { InventoryHost } from "./inventory.js";
@@ -43,7 +45,7 @@ export interface FleetShape {
   bucketLabels: string[];
   /** "TOTAL" first (exact), then the top domains by total. */
   rows: ShapeRow[];
-  /** Some host's domain list was full: domain counts are lower bounds. */
+  /** Domain rows may be low or missing (see above); TOTAL is always exact. */
   approximate: boolean;
 }
 
@@ -54,17 +56,62 @@ export interface FleetSummary {
   matchedBytes: number;
   /** Per dimension, by count (then key), at most `top` each. */
   groups: FleetGroup[];
-  /** Dimensions whose counts are lower bounds (some host's list was full). */
+  /** Dimensions whose counts or ranking may be off (see above). */
   approximate: GroupBy[];
   shape?: FleetShape;
 }
 
-const byCountThenKey = (a: { count: number; key: string }, b: { count: number; key: string }) =>
-  b.count - a.count || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-
 /** Groups asked of each host for `top` shown. */
 export function hostTop(top: number): number {
   return Math.min(AGENT_MAX_TOP, Math.max(top, top * HOST_TOP_FACTOR));
+}
+
+interface Ranked {
+  key: string;
+  count: number;
+}
+
+const byCountThenKey = (a: Ranked, b: Ranked) =>
+  b.count - a.count || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+/**
+ * The top `top` of several hosts' top lists, summed by key with `add`, and whether that result
+ * may be off. `lists[h]` is host h's list, full when it has `asked` entries.
+ */
+function mergeTop<T extends Ranked>(
+  lists: readonly (readonly T[])[],
+  asked: number,
+  top: number,
+  start: (first: T) => T,
+  add: (into: T, more: T) => void,
+): { kept: T[]; approximate: boolean } {
+  const merged = new Map<string, { row: T; reportedBy: Set<number> }>();
+  // For a full list, the most any key it left out can count on that host.
+  const ceilings = new Map<number, number>();
+  lists.forEach((list, h) => {
+    if (list.length >= asked) ceilings.set(h, Math.min(...list.map((r) => r.count)));
+    for (const row of list) {
+      const seen = merged.get(row.key);
+      if (seen) {
+        add(seen.row, row);
+        seen.reportedBy.add(h);
+      } else {
+        merged.set(row.key, { row: start(row), reportedBy: new Set([h]) });
+      }
+    }
+  });
+  const ranked = [...merged.values()].sort((a, b) => byCountThenKey(a.row, b.row));
+  const kept = ranked.slice(0, top);
+  const missing = (reportedBy: Set<number>) =>
+    [...ceilings].reduce((sum, [h, ceiling]) => sum + (reportedBy.has(h) ? 0 : ceiling), 0);
+  const inexact = kept.some((g) => missing(g.reportedBy) > 0);
+  // Only a full top can be missing a key: one not kept, or one no host reported at all, whose
+  // count plus what full lists may have left out could pass the last kept.
+  const last = kept.at(-1)?.row.count ?? 0;
+  const couldOvertake =
+    kept.length === top &&
+    (ranked.slice(top).some((g) => g.row.count + missing(g.reportedBy) > last) || missing(new Set()) > last);
+  return { kept: kept.map((g) => g.row), approximate: inexact || couldOvertake };
 }
 
 /** Merges the answers of the hosts that answered; `asked` is what each host was asked for (hostTop). */
@@ -73,43 +120,34 @@ export function mergeSummaries(
   top: number,
   asked: number,
 ): Omit<FleetSummary, "hosts" | "notOk"> {
-  const merged = new Map<string, FleetGroup>();
-  const approximate = new Set<GroupBy>();
-  let matched = 0;
-  let matchedBytes = 0;
-  for (const answer of answers) {
-    matched += answer.matched;
-    matchedBytes += answer.matchedBytes;
-    const perDimension = new Map<GroupBy, number>();
-    for (const g of answer.groups) {
-      perDimension.set(g.by, (perDimension.get(g.by) ?? 0) + 1);
-      const id = `${g.by}\0${g.key}`;
-      const group = merged.get(id);
-      if (group) {
-        group.count += g.count;
-        group.bytes += g.bytes;
-        group.hosts++;
-      } else {
-        merged.set(id, { by: g.by, key: g.key, count: g.count, bytes: g.bytes, hosts: 1 });
-      }
-    }
-    for (const [by, n] of perDimension) if (n >= asked) approximate.add(by);
-  }
   const groups: FleetGroup[] = [];
+  const approximate: GroupBy[] = [];
   for (const by of DIMENSIONS) {
-    groups.push(
-      ...[...merged.values()]
+    const lists = answers.map((a) =>
+      a.groups
         .filter((g) => g.by === by)
-        .sort(byCountThenKey)
-        .slice(0, top),
+        .map((g) => ({ by, key: g.key, count: g.count, bytes: g.bytes, hosts: 1 })),
     );
+    const { kept, approximate: off } = mergeTop<FleetGroup>(
+      lists,
+      asked,
+      top,
+      (first) => ({ ...first }),
+      (into, more) => {
+        into.count += more.count;
+        into.bytes += more.bytes;
+        into.hosts++;
+      },
+    );
+    groups.push(...kept);
+    if (off) approximate.push(by);
   }
   const shapes = answers.flatMap((a) => (a.shape ? [a.shape] : []));
   return {
-    matched,
-    matchedBytes,
+    matched: answers.reduce((sum, a) => sum + a.matched, 0),
+    matchedBytes: answers.reduce((sum, a) => sum + a.matchedBytes, 0),
     groups,
-    approximate: DIMENSIONS.filter((by) => approximate.has(by)),
+    approximate,
     ...(shapes.length > 0 ? { shape: mergeShapes(shapes, top, asked) } : {}),
   };
 }
@@ -126,27 +164,23 @@ function mergeShapes(
       into.counts[i] = (into.counts[i] ?? 0) + n;
     });
   };
-  const empty = (domain: string): ShapeRow => ({ domain, total: 0, counts: bucketLabels.map(() => 0) });
-  const total = empty("TOTAL");
-  const domains = new Map<string, ShapeRow>();
-  let approximate = false;
-  for (const shape of shapes) {
-    const [hostTotal, ...rows] = shape.rows;
-    if (hostTotal) add(total, hostTotal);
-    if (rows.length >= asked) approximate = true;
-    for (const row of rows) {
-      let into = domains.get(row.domain);
-      if (!into) {
-        into = empty(row.domain);
-        domains.set(row.domain, into);
-      }
-      add(into, row);
-    }
-  }
-  const kept = [...domains.values()]
-    .sort((a, b) => b.total - a.total || (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0))
-    .slice(0, top);
-  return { bucketLabels: [...bucketLabels], rows: [total, ...kept], approximate };
+  const total: ShapeRow = { domain: "TOTAL", total: 0, counts: bucketLabels.map(() => 0) };
+  for (const shape of shapes) if (shape.rows[0]) add(total, shape.rows[0]);
+  const { kept, approximate } = mergeTop(
+    shapes.map((shape) => shape.rows.slice(1).map((row) => ({ ...row, key: row.domain, count: row.total }))),
+    asked,
+    top,
+    (first) => ({ ...first, counts: [...first.counts] }),
+    (into, more) => {
+      add(into, more);
+      into.count = into.total;
+    },
+  );
+  return {
+    bucketLabels: [...bucketLabels],
+    rows: [total, ...kept.map(({ domain, total: t, counts }) => ({ domain, total: t, counts }))],
+    approximate,
+  };
 }
 
 /** Summarize on every host, merged. A host whose qshape buckets differ from the first's fails. */

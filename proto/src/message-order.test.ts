@@ -33,7 +33,12 @@ function sortedBy(key: SortKey, descending: boolean): MessageSummary[] {
 
 describe("messageComparator", () => {
   it("orders ids numerically, also beyond 2^53", () => {
-    assert.deepEqual(ids(sortedBy(SortKey.SORT_KEY_ID, false)), ["95", "900", "1000", "18446744073709551615"]);
+    assert.deepEqual(ids(sortedBy(SortKey.SORT_KEY_ID, false)), [
+      "95",
+      "900",
+      "1000",
+      "18446744073709551615",
+    ]);
     assert.ok(compareIds("9007199254740993", "9007199254740992") > 0);
   });
 
@@ -44,7 +49,12 @@ describe("messageComparator", () => {
   });
 
   it("orders by size smallest first, ties by id", () => {
-    assert.deepEqual(ids(sortedBy(SortKey.SORT_KEY_SIZE, false)), ["18446744073709551615", "900", "1000", "95"]);
+    assert.deepEqual(ids(sortedBy(SortKey.SORT_KEY_SIZE, false)), [
+      "18446744073709551615",
+      "900",
+      "1000",
+      "95",
+    ]);
   });
 
   it("has no order for UNSPECIFIED (scan order)", () => {

@@ -172,6 +172,29 @@ export function alarmQmailSend(root: string): number | undefined {
   return signalQuietly(holder.pid, "SIGALRM") ? holder.pid : undefined;
 }
 
+/**
+ * Wakes qmail-send to preprocess todo/ now, as qmail-queue does after a commit: one byte into
+ * the lock/trigger FIFO. False when nobody listens (qmail-send not running) or there is no FIFO.
+ */
+export function pullTrigger(root: string): boolean {
+  const fifo = path.join(root, "lock", "trigger");
+  let fd: number;
+  try {
+    if (!fs.lstatSync(fifo).isFIFO()) return false;
+    fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  } catch {
+    return false; // ENXIO: no reader
+  }
+  try {
+    fs.writeSync(fd, "\0");
+    return true;
+  } catch {
+    return false; // EAGAIN: the FIFO is full, qmail-send has a wake-up pending anyway
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export type StopMethod =
   | { kind: "signal" }
   | { kind: "command"; argv: string[] }

@@ -131,7 +131,9 @@ describe("openMessage", () => {
         assert.ok(err instanceof FingerprintMismatchError);
         assert.match(
           err.message,
-          new RegExp(`^message ${m.id} is not the message you listed: its fingerprint is \\S+, not ${listed}\\.`),
+          new RegExp(
+            `^message ${m.id} is not the message you listed: its fingerprint is \\S+, not ${listed}\\.`,
+          ),
         );
         current = err.current;
         return true;

@@ -87,3 +87,16 @@ test("big-todo, being written, odd entries: qmail-qstat counts entries, the rest
   assert.equal(stats.preprocessed, 1, "neither .hidden nor a symlink is a message");
   assert.equal(stats.beingWritten, 1);
 });
+
+test("a split dir that cannot be listed fails with its path, in a worker or in-thread", async () => {
+  const root = freshRoot();
+  const q = QueueBuilder.create(root, { split: 3 });
+  q.add({ message: "x\n" });
+  const layout = detectLayout(root);
+  assert.equal((await queueStats(layout, 0, { workers: 2 })).messagesInQueue, 1);
+  q.removeEntry("info/2");
+  q.addEntry("info/2", { kind: "file" });
+  for (const workers of [0, 2]) {
+    await assert.rejects(queueStats(layout, 0, { workers }), /cannot read .*info\/2: ENOTDIR/);
+  }
+});

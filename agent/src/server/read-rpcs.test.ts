@@ -136,7 +136,10 @@ describe("read RPCs", () => {
 
   const list = (request: Partial<ListMessagesRequest>): Promise<MessageSummary[]> =>
     collect(
-      client.listMessages({ limit: 0, sort: SortKey.SORT_KEY_UNSPECIFIED, descending: false, ...request }, deadline()),
+      client.listMessages(
+        { limit: 0, sort: SortKey.SORT_KEY_UNSPECIFIED, descending: false, ...request },
+        deadline(),
+      ),
     ).then((items: ListMessagesResponse[]) => items.map((r) => r.message as MessageSummary));
 
   const idsOf = (kind?: Built["kind"]) =>
@@ -162,7 +165,9 @@ describe("read RPCs", () => {
         }
         assert.equal(
           m.state,
-          expected.kind === "todo" ? MessageState.MESSAGE_STATE_TODO : MessageState.MESSAGE_STATE_PREPROCESSED,
+          expected.kind === "todo"
+            ? MessageState.MESSAGE_STATE_TODO
+            : MessageState.MESSAGE_STATE_PREPROCESSED,
         );
       }
     });
@@ -200,7 +205,11 @@ describe("read RPCs", () => {
 
     it("refuses an invalid pattern by name; the valid twin selects the abcde.net messages", async () => {
       const bad = await rejection(
-        list({ filter: { criteria: [{ negate: false, headerRegex: { source: "abcde(net", caseInsensitive: true } }] } }),
+        list({
+          filter: {
+            criteria: [{ negate: false, headerRegex: { source: "abcde(net", caseInsensitive: true } }],
+          },
+        }),
       );
       assert.equal(bad.code, status.INVALID_ARGUMENT);
       assert.match(
@@ -208,7 +217,9 @@ describe("read RPCs", () => {
         /^invalid filter, criterion 1: header regex \(-h\/-H\): invalid pattern "abcde\(net": missing \)/,
       );
       const good = await list({
-        filter: { criteria: [{ negate: false, headerRegex: { source: "abcde\\.net", caseInsensitive: true } }] },
+        filter: {
+          criteria: [{ negate: false, headerRegex: { source: "abcde\\.net", caseInsensitive: true } }],
+        },
       });
       assert.deepEqual(good.map((m) => m.ref?.id).sort(), idsOf("storm").sort());
     });
@@ -241,7 +252,11 @@ describe("read RPCs", () => {
       assert.equal(sent.length, 2);
       // A sorted listing sends nothing until the scan ends: cancelled first, it sends nothing.
       await assert.rejects(
-        listMessages.handle({ filter: ALL, limit: 5, sort: SortKey.SORT_KEY_AGE, descending: false }, ctx, send),
+        listMessages.handle(
+          { filter: ALL, limit: 5, sort: SortKey.SORT_KEY_AGE, descending: false },
+          ctx,
+          send,
+        ),
         (error: unknown) => error instanceof RpcError && error.code === status.CANCELLED,
       );
       assert.equal(sent.length, 2);
@@ -318,7 +333,9 @@ describe("read RPCs", () => {
 
     it("sends the detail, then the raw message; the listed fingerprint is accepted", async () => {
       const storm = built.find((m) => m.kind === "storm") as Built;
-      const [listed] = await list({ filter: { criteria: [{ negate: false, ids: { ids: [storm.built.id] } }] } });
+      const [listed] = await list({
+        filter: { criteria: [{ negate: false, ids: { ids: [storm.built.id] } }] },
+      });
       const { detail, raw } = split(await read(storm.built.id, listed?.ref?.fingerprint ?? ""));
       assert.equal(detail.summary?.ref?.fingerprint, listed?.ref?.fingerprint);
       assert.equal(detail.summary?.headers?.subject, STORM_TEXT);
@@ -346,7 +363,9 @@ describe("read RPCs", () => {
       assert.equal(error.code, status.FAILED_PRECONDITION);
       assert.match(
         error.details,
-        new RegExp(`^message ${shop.built.id} is not the message you listed: its fingerprint is ${shop.size}:[0-9a-f]{32}, not ${stale}\\. Ids are inode numbers`),
+        new RegExp(
+          `^message ${shop.built.id} is not the message you listed: its fingerprint is ${shop.size}:[0-9a-f]{32}, not ${stale}\\. Ids are inode numbers`,
+        ),
       );
     });
 

@@ -21,7 +21,10 @@ describe("toRpcError", () => {
       [new FilterError('invalid pattern "a(": missing )'), status.INVALID_ARGUMENT],
       [new MessageIdError('"x1" is not a message id'), status.INVALID_ARGUMENT],
       [new MessageNotFoundError("no message 7 in /q"), status.NOT_FOUND],
-      [new FingerprintMismatchError("message 7 is not the message you listed", "9:ab"), status.FAILED_PRECONDITION],
+      [
+        new FingerprintMismatchError("message 7 is not the message you listed", "9:ab"),
+        status.FAILED_PRECONDITION,
+      ],
     ];
     for (const [error, code] of cases) {
       const mapped = toRpcError(error);

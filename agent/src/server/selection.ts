@@ -15,7 +15,11 @@ import { RpcError } from "./rpc-error.js";
  * as INVALID_ARGUMENT. An absent or empty filter is refused rather than run: it selects nothing
  * by the contract, and an operator reading "0 messages" would believe the queue empty.
  */
-export function compileRequestFilter(method: string, filter: WireFilter | undefined, now: number): CompiledFilter {
+export function compileRequestFilter(
+  method: string,
+  filter: WireFilter | undefined,
+  now: number,
+): CompiledFilter {
   if (!filter || filter.criteria.length === 0) {
     throw new RpcError(
       status.INVALID_ARGUMENT,

@@ -2,14 +2,14 @@
 // generated code; handlers call these and nothing else to build responses.
 
 import {
-  Channel as WireChannel,
-  GroupBy as WireGroupBy,
-  MessageState as WireState,
   type MessageDetail,
   type MessageSummary,
-  type QueueProblem as WireQueueProblem,
   type SummarizeResponse,
+  Channel as WireChannel,
+  GroupBy as WireGroupBy,
+  type QueueProblem as WireQueueProblem,
   type QueueStats as WireQueueStats,
+  MessageState as WireState,
 } from "@qmfleet/proto";
 import type { QueueProblem } from "../engine/check.js";
 import type { Channel, MessageState, QueuedMessage, QueueStats } from "../engine/model.js";
@@ -87,7 +87,11 @@ export function summaryToWire(summary: Summary): SummarizeResponse {
       ? {
           shape: {
             bucketLabels: [...summary.shape.bucketLabels],
-            rows: summary.shape.rows.map((r) => ({ domain: r.domain, total: r.total, counts: [...r.counts] })),
+            rows: summary.shape.rows.map((r) => ({
+              domain: r.domain,
+              total: r.total,
+              counts: [...r.counts],
+            })),
           },
         }
       : {}),

@@ -2,7 +2,8 @@
 // that did not end ok (always), and progress for the others when a person watches a terminal.
 
 import type { HostOutcome } from "@qmfleet/controller";
-import type { ActionContext } from "./action.js";
+import { EXIT_USAGE } from "../exit-codes.js";
+import type { ActionContext, ActionResult } from "./action.js";
 
 /** A function to call with each host's outcome as it arrives. */
 export function hostReporter(ctx: ActionContext): (outcome: HostOutcome<unknown>) => void {
@@ -24,4 +25,21 @@ export function hostJson(outcome: HostOutcome<unknown>): { name: string; state: 
     state: outcome.state,
     ...(outcome.error !== undefined ? { error: outcome.error } : {}),
   };
+}
+
+/**
+ * Every host refused the request as INVALID_ARGUMENT (a pattern RE2 cannot run, say): the
+ * command line is wrong, not the fleet, so the exit status is the usage error's.
+ */
+export function allRefusedAsInvalid(outcomes: readonly HostOutcome<unknown>[]): boolean {
+  return (
+    outcomes.length > 0 &&
+    outcomes.every((o) => o.state === "failed" && o.error?.startsWith("INVALID_ARGUMENT:"))
+  );
+}
+
+/** The result of an action whose hosts ended as `outcomes`. */
+export function hostsResult(outcomes: readonly HostOutcome<unknown>[]): ActionResult {
+  const hostsNotOk = outcomes.filter((o) => o.state !== "ok").length;
+  return allRefusedAsInvalid(outcomes) ? { hostsNotOk, status: EXIT_USAGE } : { hostsNotOk };
 }

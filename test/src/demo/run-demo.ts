@@ -37,8 +37,12 @@ const HOSTS: DemoHost[] = [
 
 interface Step {
   say: string;
-  /** qmfleet's arguments after --inventory FILE. */
-  args: string[];
+  /** qmfleet's arguments after --inventory FILE; `sample` is a HOST:ID:FINGERPRINT found by an earlier step. */
+  args: string[] | ((sample: string) => string[]);
+  /** Print at most this many lines of the output (and its last line), to keep the demo readable. */
+  showLines?: number;
+  /** The exit status the step shows (default 0). */
+  status?: number;
 }
 
 const STEPS: Step[] = [
@@ -47,7 +51,42 @@ const STEPS: Step[] = [
     say: "The same for the Tokyo hosts only, as one JSON document for scripts",
     args: ["--tags", "tokyo", "-s", "--json"],
   },
+  {
+    say: "What is filling the queues? Top senders, domains, subjects and client IPs, merged across hosts, and qshape",
+    args: ["--summary", "--top", "5"],
+  },
+  {
+    say: "The fleet's oldest messages: each host's 4 oldest, merged oldest first",
+    args: ["-l", "--sort", "age", "--desc", "--limit", "4"],
+  },
+  {
+    say: "qmHandle -S'failure notice', previewed: what a deletion would select on every host (nothing is deleted)",
+    args: ["-Sfailure notice", "--dry-run"],
+    showLines: 8,
+  },
+  {
+    say: "A Japanese subject is found by its text, though it travels ISO-2022-JP encoded",
+    args: ["-S配信失敗のお知らせ", "--dry-run"],
+    showLines: 8,
+  },
+  {
+    say: "Without --dry-run a selection asks for a deletion: this version refuses, and nothing changes",
+    args: ["-habcde\\.net"],
+    status: 1,
+  },
+  {
+    say: "One message of one host, with the fingerprint a listing gave (refused if the id was reused since)",
+    args: (sample) => [`-m${sample}`, "--max-bytes", "400"],
+  },
+  { say: "Queue consistency of every host (orphans, odd entries, split disagreements)", args: ["--check"] },
 ];
+
+/** Lines of `text`: the first `max`, a count of those left out, and the last one (the totals). */
+function clipped(text: string, max: number | undefined): string {
+  const lines = text.trimEnd().split("\n");
+  if (max === undefined || lines.length <= max + 1) return text;
+  return `${lines.slice(0, max).join("\n")}\n  ... (${lines.length - max - 1} more lines)\n${lines.at(-1)}\n`;
+}
 
 const FLEET_DIR = join(REPO_ROOT, "demo-fleet");
 
@@ -86,17 +125,38 @@ async function runDemo(agents: AgentProcess[]): Promise<void> {
     HOSTS.map((host, i) => ({ name: host.name, address: agents[i]?.address ?? "", tags: host.tags })),
   );
   const shown = relative(process.cwd(), inventory);
+  const sample = await sampleMessage(inventory);
 
   for (const step of STEPS) {
+    const args = typeof step.args === "function" ? step.args(sample) : step.args;
     say(`\n# ${step.say}`);
-    say(`$ qmfleet --inventory ${shown} ${step.args.join(" ")}`);
-    const result = await runCli(["--inventory", inventory, ...step.args], ENTRY);
-    process.stdout.write(result.stdout);
+    say(`$ qmfleet --inventory ${shown} ${args.map(shellWord).join(" ")}`);
+    const result = await runCli(["--inventory", inventory, ...args], ENTRY);
+    process.stdout.write(clipped(result.stdout, step.showLines));
     process.stderr.write(result.stderr);
-    if (result.code !== 0) {
+    if (result.code !== (step.status ?? 0)) {
       throw new Error(`qmfleet exited with status ${result.code}`);
     }
   }
+}
+
+/** A bounce of the storm on mx2, as HOST:ID:FINGERPRINT, from a JSON listing. */
+async function sampleMessage(inventory: string): Promise<string> {
+  const result = await runCli(
+    ["--inventory", inventory, "--hosts", "mx2", "-Sfailure notice", "--dry-run", "--limit", "1", "--json"],
+    ENTRY,
+  );
+  const doc = JSON.parse(result.stdout) as { messages: { host: string; id: string; fingerprint: string }[] };
+  const first = doc.messages[0];
+  if (!first) throw new Error(`no "failure notice" message on mx2 to show:\n${result.stderr}`);
+  return `${first.host}:${first.id}:${first.fingerprint}`;
+}
+
+/** An argument as an operator would type it in a shell (qmHandle style: -S'failure notice'). */
+function shellWord(arg: string): string {
+  const flag = /^(-[A-Za-z])(.+)$/.exec(arg);
+  if (flag && /[^\w@.:/-]/.test(flag[2] ?? "")) return `${flag[1]}'${flag[2]}'`;
+  return /[^\w@.:/=,-]/.test(arg) ? `'${arg}'` : arg;
 }
 
 async function main(): Promise<number> {

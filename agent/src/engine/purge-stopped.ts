@@ -1,0 +1,220 @@
+// Stopped purge: qmHandle's way, done right (qmail-queue.md §7b). The agent's lock is held by
+// the caller (purge.ts). Then:
+// 1. the journal is written and synced BEFORE qmail-send is stopped, with how to start it
+//    again, so an agent killed midway has its next start restart qmail-send (journal.ts);
+// 2. qmail-send is stopped (only if it runs) with a time-out and the configured escalation;
+// 3. each planned message is re-verified and its files removed in qmail's own order - local,
+//    remote, bounce, info, todo, intd, and mess LAST (an interruption never leaves an orphan
+//    mess that qmail-send would complain about forever). ENOENT is fine; any other error stops
+//    the purge and reports exactly what was removed. Symlinks and other odd entries are never
+//    followed and never removed;
+// 4. qmail-send is started again in a finally, and only if it was running before.
+// While it is stopped, nothing else may start it: the purge checks, and stops if one did.
+
+import * as fs from "node:fs";
+import { PurgeJournal } from "./journal.js";
+import { queueAccessError } from "./layout.js";
+import type { PlannedMessage } from "./plan.js";
+import {
+  lstatQueueFile,
+  type MessageOutcome,
+  oddEntry,
+  type PurgeRun,
+  quarantineTarget,
+  untouched,
+  verifyTarget,
+} from "./purge-target.js";
+import {
+  type ControlPlan,
+  findQmailSend,
+  planControl,
+  type QmailSendConfig,
+  startQmailSend,
+  stopQmailSend,
+} from "./qmail-send.js";
+
+/** qmail's order: the message itself goes last. */
+const REMOVAL_ORDER = ["local", "remote", "bounce", "info", "todo", "intd", "mess"] as const;
+
+export interface StoppedOptions {
+  stateDir: string;
+  qmailSend: QmailSendConfig;
+}
+
+export interface StoppedResult {
+  wasRunning: boolean;
+  /** qmail-send was stopped by this purge. */
+  stopped: boolean;
+  restarted: boolean;
+  /** From the stop until qmail-send runs again (0 when it was not running). */
+  downtimeMs: number;
+  /** The removal alone. */
+  removalMs: number;
+  /** Planned messages not looked at because the purge stopped early. */
+  notProcessed: number;
+  /** Why the purge stopped early, or why qmail-send could not be stopped or started. */
+  error?: string;
+  notes: string[];
+}
+
+// qmail-send is looked for at most this often during the removal (reading /proc/locks costs ~20 µs).
+const RUNNING_CHECK_MS = 100;
+
+export async function purgeStopped(
+  run: PurgeRun,
+  messages: Iterable<PlannedMessage>,
+  opts: StoppedOptions,
+): Promise<StoppedResult> {
+  const root = run.layout.root;
+  const holder = findQmailSend(root);
+  const result: StoppedResult = {
+    wasRunning: holder !== undefined,
+    stopped: false,
+    restarted: false,
+    downtimeMs: 0,
+    removalMs: 0,
+    notProcessed: 0,
+    notes: [],
+  };
+  const journal = PurgeJournal.begin(opts.stateDir, {
+    planId: run.planId,
+    queueRoot: root,
+    wasRunning: !!holder,
+  });
+  let keepJournal = false;
+  let control: ControlPlan | undefined;
+  let downFrom = 0;
+  try {
+    if (holder) {
+      control = planControl(root, holder.pid, opts.qmailSend);
+      result.notes.push(control.detected);
+      journal.record({ kind: "stopping", at: new Date().toISOString(), control }, true);
+      downFrom = Date.now();
+      try {
+        const stop = await stopQmailSend(root, control, opts.qmailSend);
+        result.stopped = true;
+        result.notes.push(...stop.notes);
+        journal.record({ kind: "stopped", at: new Date().toISOString(), pid: stop.pid }, true);
+      } catch (error) {
+        result.error = (error as Error).message;
+        result.notes.push(...((error as { notes?: string[] }).notes ?? []));
+        journal.record({ kind: "stop-failed", at: new Date().toISOString(), error: result.error }, true);
+        // A TERMed qmail-send may still exit later: leave the journal for the next start.
+        keepJournal = findQmailSend(root)?.pid === holder.pid;
+        for (const _ of messages) result.notProcessed++;
+        return result;
+      }
+    }
+    const removalStart = Date.now();
+    let lastCheck = 0;
+    let stoppedEarly = false;
+    for (const planned of messages) {
+      if (stoppedEarly) {
+        result.notProcessed++;
+        continue;
+      }
+      if (Date.now() - lastCheck >= RUNNING_CHECK_MS) {
+        lastCheck = Date.now();
+        const other = findQmailSend(root);
+        if (other) {
+          result.error = `qmail-send was started by something else during the purge (pid ${other.pid}): stopped before message ${planned.id}, nothing more was removed`;
+          stoppedEarly = true;
+          result.notProcessed++;
+          continue;
+        }
+      }
+      const { outcome, fatal } = removeMessage(run, planned);
+      journal.record({
+        kind: "message",
+        id: outcome.id,
+        outcome: outcome.outcome,
+        touched: outcome.touched,
+        ...(outcome.error ? { error: outcome.error } : {}),
+      });
+      await run.emit(outcome);
+      if (fatal) {
+        const removed = outcome.touched.length > 0 ? outcome.touched.join(", ") : "nothing";
+        result.error = `stopped at message ${planned.id}: ${outcome.error}; removed of it: ${removed}`;
+        stoppedEarly = true;
+      }
+    }
+    result.removalMs = Date.now() - removalStart;
+  } finally {
+    if (result.stopped && control) {
+      try {
+        const started = await startQmailSend(root, control, opts.qmailSend);
+        result.restarted = true;
+        result.notes.push(`started qmail-send again (pid ${started.pid}) with ${started.how}`);
+        journal.record({ kind: "started", at: new Date().toISOString(), pid: started.pid }, true);
+      } catch (error) {
+        const message = (error as Error).message;
+        result.error = result.error ? `${result.error}; ${message}` : message;
+        journal.record({ kind: "start-failed", at: new Date().toISOString(), error: message }, true);
+        keepJournal = true;
+      }
+      result.downtimeMs = Date.now() - downFrom;
+    }
+    if (keepJournal) journal.close();
+    else journal.finish();
+  }
+  return result;
+}
+
+/**
+ * Removes one message's files in qmail's order; the outcome says exactly what went. `fatal`:
+ * the file system refused something, the purge must stop here.
+ */
+function removeMessage(run: PurgeRun, planned: PlannedMessage): { outcome: MessageOutcome; fatal: boolean } {
+  const touched: string[] = [];
+  const base = { id: planned.id, fingerprint: planned.fingerprint, touched };
+  let quarantineId: string | undefined;
+  const failed = (error: string, fatal: boolean) => ({
+    outcome: { ...base, outcome: "failed" as const, error, ...(quarantineId ? { quarantineId } : {}) },
+    fatal,
+  });
+  let verdict: ReturnType<typeof verifyTarget>;
+  try {
+    verdict = verifyTarget(run.layout, planned);
+  } catch (error) {
+    return failed((error as Error).message, true);
+  }
+  if (verdict.kind !== "ok") return { outcome: untouched(planned, verdict), fatal: false };
+  const t = verdict.target;
+  try {
+    // Before anything goes: one odd entry among its files leaves the whole message alone.
+    for (const kind of REMOVAL_ORDER) {
+      const odd = oddEntry(t.abs(t.paths[kind]), t.paths[kind]);
+      if (odd) return failed(odd, false);
+    }
+    if (run.quarantine) {
+      quarantineId = quarantineTarget(run.quarantine, t, run.routing, {
+        planId: run.planId,
+        reason: run.reason,
+        queueRoot: run.layout.root,
+      });
+    }
+    for (const kind of REMOVAL_ORDER) {
+      const rel = t.paths[kind];
+      const abs = t.abs(rel);
+      // The open mess keeps its inode, so the name can only be this message; checked all the same.
+      if (kind === "mess" && lstatQueueFile(abs)?.ino !== t.ino) {
+        return failed(`${rel} is no longer the verified message: not removed`, true);
+      }
+      try {
+        fs.unlinkSync(abs);
+        touched.push(rel);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
+        return failed(queueAccessError("remove", abs, error).message, true);
+      }
+    }
+    return {
+      outcome: { ...base, outcome: "removed", ...(quarantineId ? { quarantineId } : {}) },
+      fatal: false,
+    };
+  } catch (error) {
+    return failed((error as Error).message, true);
+  } finally {
+    t.close();
+  }
+}
