@@ -261,7 +261,7 @@ function plan(
     throw new UsageError(`invalid --max-bytes "${flags.maxBytes}": expected a size like 64k or 0 for all`);
   const listRequest = (filter: Filter) => ({ filter, limit, sort, descending: flags.desc ?? false });
 
-  const actions: Action[] = requested.map((r) => {
+  const actionFor = (r: Requested): Action => {
     switch (r.kind) {
       case "stats":
         return statsAction;
@@ -277,7 +277,8 @@ function plan(
       case "check":
         return checkAction;
     }
-  });
+  };
+  const actions = requested.map(actionFor);
   if (deletion) {
     const filter = filterFromFlags(selection);
     actions.push(

@@ -65,8 +65,8 @@ export function summaryTable(summary: FleetSummary): string {
 function groupsByDimension(summary: FleetSummary) {
   const out: Record<string, { key: string; count: number; bytes: number; hosts: number }[]> = {};
   for (const g of summary.groups) {
-    const list = (out[dimensionName(g.by)] ??= []);
-    list.push({ key: g.key, count: g.count, bytes: g.bytes, hosts: g.hosts });
+    const name = dimensionName(g.by);
+    out[name] = [...(out[name] ?? []), { key: g.key, count: g.count, bytes: g.bytes, hosts: g.hosts }];
   }
   return out;
 }
