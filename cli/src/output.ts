@@ -7,7 +7,9 @@ import type { ActionContext } from "./actions/action.js";
 /** Writes `text`; when stdout says it is full, waits for it to drain (or for the run to be cancelled). */
 export async function emit(ctx: ActionContext, text: string): Promise<void> {
   const out = ctx.stdout;
-  if (out.write(text) !== false || !out.once) return;
+  // Once cancelled (Ctrl-C, or the reader gone) the rest is written without waiting: the hosts'
+  // states still reach a terminal, and nothing waits for a pipe nobody reads.
+  if (out.write(text) !== false || !out.once || ctx.signal.aborted) return;
   await new Promise<void>((resolve) => {
     const done = () => {
       out.off?.("drain", done);

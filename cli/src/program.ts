@@ -114,7 +114,7 @@ function buildProgram(io: Io, requested: Requested[], selection: FilterFlagUse[]
     .option("--tags <tags>", "only hosts with any of these tags (comma-separated)")
     .addOption(new Option("--format <format>", "output format").choices(OUTPUT_FORMATS))
     .option("--json", "output one JSON document (same as --format json)")
-    .option("--timeout <seconds>", "per-host deadline", "30")
+    .option("--timeout <seconds>", "per-host deadline; listings: the longest a host may stay silent", "30")
     .option("--concurrency <n>", "hosts queried at once", "32")
     .option("-s", "statistics: messages, not preprocessed, local, remote, bouncing, bytes, oldest age")
     .option("-l", "list all messages (qmHandle -l)")

@@ -20,8 +20,8 @@ export function fleetCheck(
         ctx,
       );
       for await (const response of responses) {
-        if (!response.problem) throw new Error("the agent sent a CheckQueue response without a problem");
-        yield response.problem;
+        // An empty response is the agent's keep-alive during a long quiet scan.
+        if (response.problem) yield response.problem;
       }
     },
     options,

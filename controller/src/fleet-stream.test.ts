@@ -229,4 +229,57 @@ describe("fleetMessages", () => {
       fleet.stop();
     }
   });
+
+  it("ends a host silent for the timeout as timed_out; a reader slower than the timeout is no silence", async () => {
+    const silent: ListHandler = (call) => {
+      call.write({ message: summary("1", 1) });
+      call.write({ message: summary("2", 2) });
+      // ...and nothing more, never ending.
+    };
+    const fleet = await scriptedServer({
+      silent,
+      steady: streamOf(Array.from({ length: 50 }, (_, i) => summary(String(100 + i), i))),
+    });
+    try {
+      const events: FleetStreamEvent<MessageSummary>[] = [];
+      const options = { timeoutMs: 1000, bufferPerHost: 1 };
+      for await (const event of fleetMessages(fleet.hosts, clients, ALL_REQUEST, options)) {
+        events.push(event);
+        // 50 messages at 40 ms each: the reader holds the steady host back for 2 s in all.
+        if (event.kind === "item") await new Promise((resolve) => setTimeout(resolve, 40));
+      }
+      const outcome = (name: string) =>
+        events.flatMap((e) => (e.kind === "host" && e.outcome.host.name === name ? [e.outcome] : []))[0];
+      assert.deepEqual([outcome("steady")?.state, outcome("steady")?.value], ["ok", 50]);
+      assert.equal(outcome("silent")?.state, "timed_out");
+      assert.equal(outcome("silent")?.error, "DEADLINE_EXCEEDED: the agent sent nothing for 1 s (--timeout)");
+      assert.equal(events.filter((e) => e.kind === "item" && e.host.name === "silent").length, 2);
+    } finally {
+      fleet.stop();
+    }
+  });
+
+  it("skips the agent's empty keep-alive responses, which keep a quiet host from timing out", async () => {
+    const quiet: ListHandler = (call) => {
+      let beats = 0;
+      const timer = setInterval(() => {
+        if (++beats <= 6) {
+          call.write({});
+          return;
+        }
+        clearInterval(timer);
+        call.write({ message: summary("42", 1) });
+        call.end();
+      }, 250);
+      call.on("cancelled", () => clearInterval(timer));
+    };
+    const fleet = await scriptedServer({ quiet });
+    try {
+      // 1.75 s before the message: longer than the timeout, but never silent for it.
+      const events = await collect(fleetMessages(fleet.hosts, clients, ALL_REQUEST, { timeoutMs: 1000 }));
+      assert.deepEqual(events.map(describeEvent), ["quiet:42", "quiet=ok"]);
+    } finally {
+      fleet.stop();
+    }
+  });
 });

@@ -12,8 +12,13 @@
 //   is called at once (concurrency is raised to the host count) and a slow host slows the merge.
 //
 // Every host ends in a named state, as in fanOut: its state event comes after its last item.
+//
+// Deadlines: a stream runs as long as its reader takes (`qmfleet -l | less` may sit for
+// minutes), so its gRPC deadline is a generous ceiling, and the per-host timeout bounds silence
+// instead: a host that sends nothing for that long while qmfleet waits for it ends as timed_out.
+// Time the reader spends holding the stream back does not count.
 
-import { type ClientReadableStream, Metadata } from "@grpc/grpc-js";
+import { type ClientReadableStream, Metadata, status } from "@grpc/grpc-js";
 import type { AgentServiceClient } from "@qmfleet/proto";
 import type { AgentClients } from "./connection.js";
 import { type FanOutOptions, fanOut, type HostCallContext, type HostOutcome } from "./fanout.js";
@@ -31,28 +36,72 @@ export interface FleetStreamOptions<T> extends FanOutOptions {
   bufferPerHost?: number;
 }
 
+/** The longest a stream may run, however patient its reader: 6 hours. */
+export const STREAM_CEILING_MS = 6 * 3600 * 1000;
+
+export interface StreamCallContext extends HostCallContext {
+  /** The longest the host may stay silent while its next item is awaited. */
+  idleMs: number;
+}
+
 /** Opens one host's stream; it must end (or throw) when ctx.signal aborts. */
-export type OpenHostStream<T> = (client: AgentServiceClient, ctx: HostCallContext) => AsyncIterable<T>;
+export type OpenHostStream<T> = (client: AgentServiceClient, ctx: StreamCallContext) => AsyncIterable<T>;
+
+/** What a silent host ends with: DEADLINE_EXCEEDED, so fanOut names it timed_out. */
+function silence(idleMs: number): Error {
+  const details = `the agent sent nothing for ${idleMs / 1000} s (--timeout)`;
+  return Object.assign(new Error(details), {
+    code: status.DEADLINE_EXCEEDED,
+    details,
+    metadata: new Metadata(),
+  });
+}
 
 /**
- * A grpc-js server-streaming call as an async iterable, with the host's deadline, cancelled when
- * ctx.signal aborts. Items are read only as fast as the consumer takes them.
+ * A grpc-js server-streaming call as an async iterable: cancelled when ctx.signal aborts, or when
+ * the host is silent for ctx.idleMs while an item is awaited. Items are read only as fast as the
+ * consumer takes them.
  */
 export async function* serverStream<Res>(
   start: (options: { deadline: Date }, metadata: Metadata) => ClientReadableStream<Res>,
-  ctx: HostCallContext,
+  ctx: StreamCallContext,
 ): AsyncGenerator<Res> {
   const call = start({ deadline: ctx.deadline }, new Metadata());
   const cancel = () => call.cancel();
   if (ctx.signal.aborted) call.cancel();
   else ctx.signal.addEventListener("abort", cancel, { once: true });
+  const items = call[Symbol.asyncIterator]();
+  let silent = false;
   try {
-    for await (const response of call) yield response as Res;
+    for (;;) {
+      const timer = setTimeout(() => {
+        silent = true;
+        call.cancel();
+      }, ctx.idleMs);
+      let next: IteratorResult<Res>;
+      try {
+        next = await items.next();
+      } catch (error) {
+        throw silent ? silence(ctx.idleMs) : error;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done) return;
+      yield next.value;
+    }
   } finally {
     ctx.signal.removeEventListener("abort", cancel);
     // Left early (the consumer stopped): tell the agent to stop too.
     call.cancel();
   }
+}
+
+/** fanOut options for streams: the ceiling as the gRPC deadline, the timeout as the idle limit. */
+export function streamFanOut(options: FanOutOptions): { fanOut: FanOutOptions; idleMs: number } {
+  return {
+    fanOut: { ...options, timeoutMs: Math.max(options.timeoutMs, STREAM_CEILING_MS) },
+    idleMs: options.timeoutMs,
+  };
 }
 
 interface HostBuffer<T> {
@@ -95,10 +144,11 @@ export async function* fleetStream<T>(
   };
   stop.signal.addEventListener("abort", releasePumps, { once: true });
 
+  const { fanOut: fanOutOptions, idleMs } = streamFanOut(options);
   const pump = async (client: AgentServiceClient, ctx: HostCallContext): Promise<number> => {
     const buffer = buffers.get(ctx.host.name) as HostBuffer<T>;
     let count = 0;
-    for await (const item of open(client, ctx)) {
+    for await (const item of open(client, { ...ctx, idleMs })) {
       while (buffer.items.length >= capacity && !ctx.signal.aborted) {
         await new Promise<void>((resume) => {
           buffer.room = resume;
@@ -114,7 +164,7 @@ export async function* fleetStream<T>(
 
   const outcomes = (async () => {
     const run = fanOut(hosts, clients, pump, {
-      ...options,
+      ...fanOutOptions,
       signal: stop.signal,
       ...(options.order ? { concurrency: Math.max(options.concurrency ?? 32, hosts.length) } : {}),
     });

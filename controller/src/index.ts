@@ -18,7 +18,10 @@ export {
   type FleetStreamOptions,
   fleetStream,
   type OpenHostStream,
+  STREAM_CEILING_MS,
+  type StreamCallContext,
   serverStream,
+  streamFanOut,
 } from "./fleet-stream.js";
 export {
   type HostSelector,

@@ -24,8 +24,8 @@ export function fleetMessages(
         ctx,
       );
       for await (const response of responses) {
-        if (!response.message) throw new Error("the agent sent a ListMessages response without a message");
-        yield response.message;
+        // An empty response is the agent's keep-alive during a long quiet scan.
+        if (response.message) yield response.message;
       }
     },
     { ...options, ...(order ? { order } : {}) },

@@ -5,7 +5,7 @@
 import type { MessageDetail, MessageRef } from "@qmfleet/proto";
 import type { AgentClients } from "./connection.js";
 import { type FanOutOptions, fanOut, type HostOutcome } from "./fanout.js";
-import { serverStream } from "./fleet-stream.js";
+import { serverStream, streamFanOut } from "./fleet-stream.js";
 import type { InventoryHost } from "./inventory.js";
 
 export interface ReadMessageHandlers {
@@ -23,6 +23,7 @@ export async function readFleetMessage(
   handlers: ReadMessageHandlers,
   options: FanOutOptions,
 ): Promise<HostOutcome<number>> {
+  const { fanOut: fanOutOptions, idleMs } = streamFanOut(options);
   const run = fanOut(
     [host],
     clients,
@@ -31,7 +32,7 @@ export async function readFleetMessage(
       let bytes = 0;
       const responses = serverStream(
         (callOptions, metadata) => client.readMessage({ ref, maxBytes }, metadata, callOptions),
-        ctx,
+        { ...ctx, idleMs },
       );
       for await (const response of responses) {
         if (response.detail) {
@@ -46,7 +47,7 @@ export async function readFleetMessage(
       if (!detailSeen) throw new Error("the agent ended ReadMessage without the message detail");
       return bytes;
     },
-    options,
+    fanOutOptions,
   );
   for await (const outcome of run) return outcome;
   throw new Error("no outcome for the one host asked");

@@ -3,8 +3,9 @@ import { Buffer } from "node:buffer";
 import { describe, it } from "node:test";
 import iconv from "iconv-lite";
 import { compileFilter, type FilterCandidate, FilterError } from "./filter.js";
-import { cutHeaderBlock, summarizeHeaders } from "./headers.js";
+import { cutHeaderBlock, listHeaderFields, summarizeHeaders } from "./headers.js";
 import type { Criterion, QueuedMessage, Recipient } from "./model.js";
+import { compilePattern } from "./pattern.js";
 
 const NOW = 1_795_900_000;
 
@@ -151,6 +152,85 @@ describe("compileFilter: qmHandle's criteria", () => {
     assert.equal(matches([h("^Subject: パスワード再設定", false)], JAPANESE), true);
     assert.equal(matches([h("^ =\\?ISO-2022-JP\\?B\\?byE8", false)], JAPANESE), true);
     assert.equal(matches([h("^X-Mailer:", true)], JAPANESE), false);
+  });
+
+  it("-h / -H: the raw-bytes shortcut gives the verdict of testing every line, case by case", () => {
+    // The reference: every physical line and every decoded "Name: value" line, one test each
+    // (what the filter did before it searched the raw bytes first).
+    const reference = (block: Buffer, source: string, caseInsensitive: boolean): boolean => {
+      const p = compilePattern({ source, caseInsensitive });
+      return listHeaderFields(block).some(
+        (f) =>
+          f.raw.split(/\r?\n/).some((line) => p.test(line)) ||
+          p.test(f.name === "" ? f.decoded : `${f.name}: ${f.decoded}`),
+      );
+    };
+    const blocks = [
+      "From: MAILER-DAEMON@mx1.example\nTo: support@abcde.net\nSubject: failure notice\n",
+      "Subject:failure notice\nTo:   support@abcde.net  \n",
+      "Received: from a (1.2.3.4)\n  by mx with SMTP; 1 Jan\nSubject: failure\n notice\n",
+      "Subject: failure notice\r\nTo: x@y\r\n",
+      "Subject: =?UTF-8?B?5aSx5pWX?=\nFrom: =?ISO-2022-JP?B?GyRCRSk5fBsoQg==?= <a@b>\n",
+      SPLIT_SUBJECT,
+      " stray fold first\nno colon here\nA: 1\n",
+      "",
+      "Subject: caf\xe9\n",
+    ].map((text) => Buffer.from(text, "latin1"));
+    const patterns = [
+      "^Subject: failure notice$",
+      "failure notice",
+      "^To: support@abcde\\.net$",
+      "notice$",
+      "^$",
+      "a?",
+      "e\\s+n",
+      "[^x]+",
+      "\\Afailure",
+      "(?i)SUBJECT",
+      "失敗",
+      "^Subject: パスワード再設定",
+      "^ =\\?ISO-2022-JP",
+      "\\z",
+      "r\\nT",
+    ];
+    for (const block of blocks) {
+      for (const source of patterns) {
+        for (const caseInsensitive of [false, true]) {
+          const c = { ...PLAIN, headBlock: block };
+          const criteria: Criterion[] = [{ kind: "headerRegex", pattern: { source, caseInsensitive } }];
+          const want = reference(block, source, caseInsensitive);
+          const label = `${JSON.stringify(block.toString("latin1"))} ${source} ${caseInsensitive}`;
+          assert.equal(matches(criteria, c), want, label);
+          assert.equal(compileFilter({ criteria }, NOW).matchesHead(block), want, label);
+        }
+      }
+    }
+  });
+
+  it("matchesHead answers for the header-block criteria alone, and true when there are none", () => {
+    const f = compileFilter(
+      {
+        criteria: [
+          { kind: "headerRegex", pattern: { source: "^Subject: failure", caseInsensitive: false } },
+          { kind: "toCcContains", text: "support@" },
+          { kind: "senderExact", sender: "nobody@else.example" },
+        ],
+      },
+      NOW,
+    );
+    // The envelope criterion fails: the full verdict is false, the head test passes.
+    assert.equal(f.matchesHead(PLAIN.headBlock), true);
+    assert.equal(f.matches(PLAIN), false);
+    assert.equal(f.matchesHead(JAPANESE.headBlock), false);
+    const envelopeOnly = compileFilter({ criteria: [{ kind: "senderExact", sender: "a@src.example" }] }, NOW);
+    assert.equal(envelopeOnly.matchesHead(JAPANESE.headBlock), true);
+    assert.equal(envelopeOnly.matches(JAPANESE), true);
+    const negated = compileFilter(
+      { criteria: [{ kind: "headerRegex", pattern: { source: "failure", caseInsensitive: false }, negate: true }] },
+      NOW,
+    );
+    assert.equal(negated.matchesHead(PLAIN.headBlock), false);
+    assert.equal(negated.matchesHead(JAPANESE.headBlock), true);
   });
 
   it("-b / -B: lines of the decoded body text, within the byte cap", () => {

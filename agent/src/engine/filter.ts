@@ -24,7 +24,7 @@
 // - state: the message's state exactly ("preprocessed" does not include "bouncing").
 import type { Buffer } from "node:buffer";
 import { type BodyText, bodyTexts, DEFAULT_BODY_CAP_BYTES } from "./body.js";
-import { type HeaderField, listHeaderFields } from "./headers.js";
+import { type HeaderField, isPlainAscii, listHeaderFields, rewrittenFieldLines } from "./headers.js";
 import type {
   Channel,
   Criterion,
@@ -56,6 +56,12 @@ export interface CompiledFilter {
   /** Some criterion reads the body: matching reads up to bodyCapBytes per message. */
   readonly needsBody: boolean;
   matches(candidate: FilterCandidate): boolean;
+  /**
+   * The criteria that need nothing but the raw header block (-h/-H, -x, -X), as a test a scan
+   * runs before reading a message's envelope: false means `matches` would be false too, so the
+   * message is skipped after one read of its head (see scan.ts). True when there are none.
+   */
+  matchesHead(headBlock: Buffer): boolean;
 }
 
 /** A filter that cannot be run; the message names the criterion and what is wrong. */
@@ -91,6 +97,7 @@ const STATES: readonly MessageState[] = ["preprocessed", "todo", "bouncing", "be
 class Reading {
   private fields: HeaderField[] | undefined;
   private texts: BodyText[] | undefined;
+  private plain: boolean | undefined;
 
   constructor(
     readonly candidate: FilterCandidate,
@@ -100,6 +107,12 @@ class Reading {
   headerFields(): HeaderField[] {
     this.fields ??= listHeaderFields(this.candidate.headBlock);
     return this.fields;
+  }
+
+  /** The header block is plain ASCII: its bytes are its text (see headerLinesMatch). */
+  plainHead(): boolean {
+    this.plain ??= isPlainAscii(this.candidate.headBlock);
+    return this.plain;
   }
 
   bodyTexts(): BodyText[] {
@@ -171,6 +184,21 @@ function headerLines(reading: Reading): string[] {
     lines.push(field.name === "" ? field.decoded : `${field.name}: ${field.decoded}`);
   }
   return lines;
+}
+
+/**
+ * Whether any line headerLines gives matches, the cheap way when the block is plain ASCII: one
+ * RE2 search of the raw bytes answers for every physical line (~1 us for a 2 KB block), and a
+ * miss leaves only the rewritten fields (folded, encoded, oddly spaced) to test as text.
+ * Decoding every field and testing each line cost ~25 us a message, more than reading it.
+ */
+function headerLinesMatch(reading: Reading, p: CompiledPattern): boolean {
+  if (reading.plainHead()) {
+    const raw = p.testLines(reading.candidate.headBlock);
+    if (raw === true) return true;
+    if (raw === false) return rewrittenFieldLines(reading.candidate.headBlock).some((line) => p.test(line));
+  }
+  return headerLines(reading).some((line) => p.test(line));
 }
 
 function nonEmpty(criterion: Criterion, text: string): string {
@@ -284,7 +312,7 @@ function compileCriterion(criterion: Criterion, now: number): CompiledCriterion 
     }
     case "headerRegex": {
       const p = pattern(criterion);
-      return { cost: Cost.HeaderBlock, test: (r) => headerLines(r).some((line) => p.test(line)) };
+      return { cost: Cost.HeaderBlock, test: (r) => headerLinesMatch(r, p) };
     }
     case "toCcContains": {
       const text = nonEmpty(criterion, criterion.text).toLowerCase();
@@ -305,6 +333,21 @@ function compileCriterion(criterion: Criterion, now: number): CompiledCriterion 
       };
     }
   }
+}
+
+const NO_MESSAGE_YET = (): never => {
+  throw new Error("a header-block criterion read more than the header block");
+};
+
+/** A candidate with a head block only, for matchesHead: reading anything else is a bug. */
+function headOnly(headBlock: Buffer): FilterCandidate {
+  return {
+    headBlock,
+    get message(): never {
+      return NO_MESSAGE_YET();
+    },
+    readBody: NO_MESSAGE_YET,
+  };
 }
 
 /**
@@ -328,6 +371,7 @@ export function compileFilter(filter: Filter, now: number, options: FilterOption
     }
   });
   const ordered = compiled.sort((a, b) => a.cost - b.cost);
+  const onHead = ordered.filter((c) => c.cost === Cost.HeaderBlock);
   const kinds = new Set(filter.criteria.map((c) => c.kind));
   return {
     needsHeaders: kinds.has("subjectContains"),
@@ -336,6 +380,12 @@ export function compileFilter(filter: Filter, now: number, options: FilterOption
       if (ordered.length === 0) return false;
       const reading = new Reading(candidate, bodyCap);
       return ordered.every((criterion) => criterion.test(reading));
+    },
+    matchesHead(headBlock) {
+      if (onHead.length === 0) return true;
+      // Header-block criteria read nothing of the candidate but its head block.
+      const reading = new Reading(headOnly(headBlock), bodyCap);
+      return onHead.every((criterion) => criterion.test(reading));
     },
   };
 }

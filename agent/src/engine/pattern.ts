@@ -6,6 +6,7 @@
 // Matching is on JavaScript strings (decoded text), not Buffers: re2 is ~20x faster on a Buffer
 // for kilobyte inputs converted afresh each call (toolchain.md), but the lines tested here are
 // short (0.1 µs either way, measured), and a string keeps "." one character in UTF-8 text.
+import type { Buffer } from "node:buffer";
 import RE2 from "re2";
 import type { PatternSpec } from "./model.js";
 
@@ -13,6 +14,13 @@ export interface CompiledPattern {
   readonly source: string;
   readonly caseInsensitive: boolean;
   test(text: string): boolean;
+  /**
+   * Whether some line of `text` (LF-separated plain ASCII bytes, e.g. a header block) matches,
+   * found with one search of the whole buffer instead of one test per line: true or false when
+   * that search answers for the lines, undefined when it cannot (a match running over a line
+   * break, a CR in the text, or a pattern whose anchors see the whole text: \A, \z, inline flags).
+   */
+  testLines(text: Buffer): boolean | undefined;
 }
 
 /** A pattern an operator typed that cannot be used; the message names it and says why. */
@@ -55,9 +63,25 @@ export function compilePattern(spec: PatternSpec): CompiledPattern {
   } catch (err) {
     throw new PatternError(spec.source, explain((err as Error).message));
   }
+  // "m": ^ and $ match at every line of the buffer, as they do on each line alone. Whether a
+  // miss on the whole buffer is a miss on every line depends on nothing else but \A, \z and
+  // inline flags (which can turn "m" off), looked for crudely: a false alarm only costs speed.
+  const lines = new RE2(spec.source, spec.caseInsensitive ? "imu" : "mu");
+  const missIsFinal = !/\\[Az]|\(\?/.test(spec.source);
   return {
     source: spec.source,
     caseInsensitive: spec.caseInsensitive,
     test: (text) => re.test(text),
+    testLines: (text) => {
+      const found = lines.exec(text);
+      if (found) {
+        const match = found[0] as unknown as Buffer;
+        // An empty match after the last line break (^$, a?) is on no line at all.
+        const pastLastLine = found.index === text.length && (text.length === 0 || text[text.length - 1] === 0x0a);
+        return pastLastLine || match.includes(0x0a) || match.includes(0x0d) ? undefined : true;
+      }
+      // "foo$" misses "foo\r\n" in the buffer but matches the line "foo".
+      return missIsFinal && !text.includes(0x0d) ? false : undefined;
+    },
   };
 }

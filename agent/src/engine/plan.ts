@@ -130,7 +130,11 @@ export async function createPlan(
   const fd = fs.openSync(path.join(work, "messages.jsonl"), "wx", 0o600);
   try {
     let pending = "";
-    for await (const candidate of scanQueue(layout, { headers: true })) {
+    // Criteria are ANDed: with an id list (qmHandle -dN) only those ids can match, so only
+    // those are read instead of the whole queue.
+    const ids = filter.criteria.find((c) => c.kind === "ids" && !c.negate);
+    const only = ids?.kind === "ids" ? { ids: ids.ids } : {};
+    for await (const candidate of scanQueue(layout, { headers: true, ...only })) {
       if (!compiled.matches(candidate)) continue;
       const m = candidate.message;
       if (m.state === "being-written") {

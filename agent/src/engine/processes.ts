@@ -107,13 +107,16 @@ export function cwdOf(pid: number): string {
 
 /** The systemd unit a process belongs to ("qmail.service"), from its cgroup, if any. */
 export function systemdUnitOf(pid: number): string | undefined {
-  let text: string;
   try {
-    text = fs.readFileSync(`/proc/${pid}/cgroup`, "utf8");
+    return systemdUnitIn(fs.readFileSync(`/proc/${pid}/cgroup`, "utf8"));
   } catch {
     return undefined;
   }
-  for (const line of text.split("\n")) {
+}
+
+/** The service unit named in a /proc/<pid>/cgroup text. */
+export function systemdUnitIn(cgroupText: string): string | undefined {
+  for (const line of cgroupText.split("\n")) {
     // "0::/system.slice/qmail.service" (v2) or "1:name=systemd:/system.slice/qmail.service" (v1).
     const cgroupPath = line.slice(line.indexOf(":", line.indexOf(":") + 1) + 1);
     const unit = cgroupPath.split("/").find((part) => part.endsWith(".service"));

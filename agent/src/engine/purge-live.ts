@@ -79,7 +79,8 @@ function markDone(abs: string): number {
       if (nul < 0) break;
       start = nul + 1;
     }
-    if (marked > 0) fs.fsyncSync(fd);
+    // No fsync, as qmail-send's own markdone(): qmail-send reads the page cache, and only a
+    // power loss could undo a mark (the message would then be delivered, not lost).
     return marked;
   } finally {
     fs.closeSync(fd);
@@ -133,6 +134,14 @@ export async function purgeLive(
         .find((d) => d !== undefined);
       if (odd) {
         await run.emit({ ...base, outcome: "failed", error: odd });
+        return undefined;
+      }
+      if (!t.stillQueued()) {
+        await run.emit({
+          ...base,
+          outcome: "gone",
+          error: "qmail-send retired it (delivered) since the preview",
+        });
         return undefined;
       }
       if (run.quarantine) {

@@ -386,6 +386,22 @@ describe("stopped purge", () => {
     }
   });
 
+  it("says loudly when qmail-send cannot be started again, and keeps the journal for the next start", async () => {
+    spam(1);
+    await standIn();
+    env.qmailSend = { ...env.qmailSend, start: null };
+    const { plan } = await preview(SPAM, { filter: SPAM, mode: "stopped" });
+    const { report } = await execute(plan.planId);
+    assert.equal(report.purged, 1);
+    assert.equal(report.qmailSendRestarted, false);
+    assert.match(
+      report.error ?? "",
+      /qmail-send is not running and no way to start it is known: start it by hand/,
+    );
+    assert.equal(findQmailSend(root), undefined);
+    assert.equal(fs.readdirSync(path.join(env.stateDir, "journal")).length, 1, "left for recovery");
+  });
+
   it("gives up when the stop command hangs: nothing removed, qmail-send untouched", async () => {
     const a = spam(1);
     const s = await standIn();

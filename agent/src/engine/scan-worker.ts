@@ -1,50 +1,42 @@
-// Worker thread of scanQueue (scan.ts): walks its share of the split directories with the
-// same Walker as the in-thread scan and posts the candidates in batches, waiting for credits
-// so that no more than MAX_IN_FLIGHT batches wait unconsumed in the main thread.
+// Worker thread of scanQueue (scan.ts): reads the chunks of ids the scanning thread hands out,
+// every message whole (head, envelope, header decoding, the selection), with the same Walker as
+// the in-thread scan, and posts each chunk's candidates back packed (packCandidates). The
+// scanning thread bounds how many chunks are out, so this thread needs no flow control.
 
 import { parentPort, workerData } from "node:worker_threads";
-import { Walker, type WorkerBatch, type WorkerJob } from "./scan.js";
-
-const BATCH = 256;
-const MAX_IN_FLIGHT = 8;
+import { QueueAccessError } from "./layout.js";
+import {
+  packCandidates,
+  type ScanCandidate,
+  Walker,
+  type WorkerChunk,
+  type WorkerJob,
+  type WorkerResult,
+} from "./scan.js";
 
 const job = workerData as WorkerJob;
 const port = parentPort;
 if (!port) throw new Error("scan-worker.ts runs as a worker thread of scan.ts");
 
-let credits = MAX_IN_FLIGHT;
-let wake: (() => void) | undefined;
-port.on("message", () => {
-  credits++;
-  wake?.();
-});
+const walker = new Walker(job.layout, { headers: job.headers, headBytes: job.headBytes, select: job.select });
 
-async function send(batch: WorkerBatch): Promise<void> {
-  while (credits === 0) {
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-    });
-  }
-  credits--;
-  port?.postMessage(batch);
-}
-
-const walker = new Walker(job.layout, { headers: job.headers, headBytes: job.headBytes });
-for (const bucket of job.buckets) {
-  let items: WorkerBatch["items"] = [];
-  for (const c of walker.buckets([bucket])) {
-    // A copy of exactly the block's bytes: a Buffer view would clone its whole pool slab.
-    items.push({
-      message: c.message,
-      headBlock: new Uint8Array(c.headBlock),
-      headComplete: c.headComplete,
-      bodyOffset: c.bodyOffset,
-    });
-    if (items.length === BATCH) {
-      await send({ bucket, items, last: false });
-      items = [];
+port.on("message", (chunk: WorkerChunk) => {
+  let result: WorkerResult;
+  try {
+    const candidates: ScanCandidate[] = [];
+    for (let i = 0; i < chunk.ids.length; i++) {
+      const id = chunk.ids[i] as string;
+      const c =
+        chunk.state === "preprocessed"
+          ? walker.preprocessed(id, chunk.flags[i] as number)
+          : walker.queued(id, chunk.state);
+      if (c) candidates.push(c);
     }
+    result = packCandidates(chunk.seq, candidates);
+  } catch (err) {
+    // A QueueAccessError names the file and the fix: the scanning thread throws it again.
+    if (!(err instanceof QueueAccessError)) throw err;
+    result = { seq: chunk.seq, json: "[]", heads: new ArrayBuffer(0), failure: { message: err.message, path: err.path, code: err.code } };
   }
-  await send({ bucket, items, last: true });
-}
-// Done: the main thread terminates this worker once it has taken every batch.
+  port.postMessage(result, [result.heads]);
+});

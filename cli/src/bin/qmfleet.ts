@@ -15,8 +15,26 @@ process.on("SIGINT", () => {
   interrupt.abort();
 });
 
+// The reader went away (`qmfleet -l | head`): stop asking the agents, as Unix tools stop, quietly.
+let readerGone = false;
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE" && error.code !== "ERR_STREAM_DESTROYED") throw error;
+  readerGone = true;
+  interrupt.abort();
+});
+
 try {
-  process.exitCode = await runQmfleet(process.argv.slice(2), process, interrupt.signal);
+  // Once the reader is gone, the hosts cancelled because of it are no news.
+  const stderr = {
+    isTTY: process.stderr.isTTY,
+    write: (text: string) => readerGone || process.stderr.write(text),
+  };
+  const status = await runQmfleet(
+    process.argv.slice(2),
+    { stdout: process.stdout, stderr },
+    interrupt.signal,
+  );
+  process.exitCode = readerGone ? 0 : status;
 } catch (error) {
   process.stderr.write(`qmfleet: internal error: ${(error as Error).stack ?? String(error)}\n`);
   process.exitCode = EXIT_INTERNAL;

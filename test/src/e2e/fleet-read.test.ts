@@ -1,7 +1,9 @@
 // qmHandle's read flags across a fleet, end to end: three real qmfleet-agent processes serving
 // queues the queue builder wrote (every message known: host, id, sender, subject, size), asked
-// through the qmfleet command as a child process over mutual TLS on loopback, with a read-only
-// certificate, plus an agent that is down. The fleet's incident: a bounce storm to
+// through qmfleet over mutual TLS on loopback, with a read-only certificate, plus an agent that
+// is down. The qmfleet command runs as a child process where its exit status and streams are the
+// point, and in this process (runQmfleet, the same code behind the same flags) elsewhere: each
+// child costs about a second and a half of start-up. The fleet's incident: a bounce storm to
 // support@abcde.net whose Subject is Japanese, ISO-2022-JP encoded (one of them folded over two
 // encoded words), found by its decoded text.
 
@@ -12,11 +14,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fingerprintFile } from "@qmfleet/agent";
+import { runQmfleet } from "@qmfleet/cli";
 import { type FleetCertificates, generateFleetCertificates } from "../certs.js";
 import { JAPANESE_SUBJECTS } from "../mixed-queue.js";
 import { QueueBuilder, type RecipientSpec } from "../queue-builder.js";
 import {
   type AgentProcess,
+  type CliResult,
   closedLoopbackPort,
   runCli,
   startAgentProcess,
@@ -191,7 +195,17 @@ describe("the fleet's queues read through qmfleet, end to end", () => {
   const agents: AgentProcess[] = [];
   const expected: Expected[] = [];
   const roots = new Map<string, string>();
-  const cli = (...args: string[]) => runCli(["--inventory", inventory, ...args]);
+  const cliProcess = (...args: string[]) => runCli(["--inventory", inventory, ...args]);
+  const cli = async (...args: string[]): Promise<CliResult> => {
+    let stdout = "";
+    let stderr = "";
+    const io = {
+      stdout: { write: (text: string) => (stdout += text) },
+      stderr: { write: (text: string) => (stderr += text) },
+    };
+    const code = await runQmfleet(["--inventory", inventory, ...args], io, new AbortController().signal);
+    return { code, stdout, stderr };
+  };
   const live = ["--hosts", "mx1,mx2,mx3"];
   const of = (pred: (e: Expected) => boolean) => expected.filter(pred).map(key).sort();
   const stormKinds = (e: Expected) => e.kind === "storm" || e.kind === "stormFolded";
@@ -253,7 +267,7 @@ describe("the fleet's queues read through qmfleet, end to end", () => {
   });
 
   it("-l --json lists exactly the messages the builder wrote, on every host, in one document", async () => {
-    const { code, stdout, stderr } = await cli("-l", "--json", ...live);
+    const { code, stdout, stderr } = await cliProcess("-l", "--json", ...live);
     assert.equal(code, 0, stderr);
     const doc = JSON.parse(stdout) as ListDocument;
     assert.deepEqual(
@@ -323,7 +337,7 @@ describe("the fleet's queues read through qmfleet, end to end", () => {
   });
 
   it("a selection flag without --dry-run is refused and deletes nothing; the dry run twin answers", async () => {
-    const refused = await cli("-habcde.net", ...live);
+    const refused = await cliProcess("-habcde.net", ...live);
     assert.equal(refused.code, 1);
     assert.equal(refused.stdout, "");
     assert.match(
@@ -363,7 +377,7 @@ describe("the fleet's queues read through qmfleet, end to end", () => {
   });
 
   it("an invalid pattern is refused by every host, naming it; its valid twin selects (exit 1, then 0)", async () => {
-    const bad = await cli("-habcde(net", "--dry-run", "--json", ...live);
+    const bad = await cliProcess("-habcde(net", "--dry-run", "--json", ...live);
     assert.equal(bad.code, 1, bad.stderr);
     const doc = JSON.parse(bad.stdout) as ListDocument;
     assert.deepEqual(doc.messages, []);
@@ -453,7 +467,7 @@ describe("the fleet's queues read through qmfleet, end to end", () => {
     const storm = expected.find(
       (e) => e.host === "mx2" && e.kind === "storm" && e.state === "preprocessed",
     ) as Expected;
-    const { code, stdout, stderr } = await cli(`-mmx2:${storm.id}`);
+    const { code, stdout, stderr } = await cliProcess(`-mmx2:${storm.id}`);
     assert.equal(code, 0, stderr);
     const [shown, raw] = stdout.split(/^--- raw message \(\d+ bytes\) ---\n/m);
     assert.match(shown ?? "", new RegExp(`^mx2:${storm.id}\n  State: preprocessed\n  Return-path: <>\n`));
@@ -604,7 +618,7 @@ describe("the fleet's queues read through qmfleet, end to end", () => {
     );
     const current = fingerprintFile(target.mess)?.fingerprint as string;
     assert.notEqual(current, listed);
-    const stale = await cli(`-mmx3:${target.id}`, "--fingerprint", listed);
+    const stale = await cliProcess(`-mmx3:${target.id}`, "--fingerprint", listed);
     assert.equal(stale.code, 2);
     assert.match(
       stale.stderr,

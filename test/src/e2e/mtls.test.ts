@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type ChannelCredentials, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import { AgentServiceClient, ListMessagesRequest } from "@qmfleet/proto";
+import { AgentServiceClient, ListQuarantineRequest } from "@qmfleet/proto";
 import { type FleetCertificates, generateFleetCertificates, type KeyPairFiles } from "../certs.js";
 import { buildQueue } from "../queue-builder.js";
 import { type AgentProcess, startAgentProcess } from "./processes.js";
@@ -53,9 +53,9 @@ function call(
   }).finally(() => client.close());
 }
 
-function listMessages(address: string, creds: ChannelCredentials): Promise<Outcome> {
+function listQuarantine(address: string, creds: ChannelCredentials): Promise<Outcome> {
   const client = new AgentServiceClient(address, creds);
-  const stream = client.listMessages(ListMessagesRequest.fromPartial({}), new Metadata(), {
+  const stream = client.listQuarantine(ListQuarantineRequest.fromPartial({}), new Metadata(), {
     deadline: new Date(Date.now() + 10_000),
   });
   return new Promise<Outcome>((resolve) => {
@@ -148,9 +148,9 @@ describe("agent access control over mutual TLS", () => {
 
   it("answers RPCs it does not serve yet with UNIMPLEMENTED, on streams too", async () => {
     assertRejected(
-      await listMessages(agent.address, tlsCredentials(certs, certs.reader)),
+      await listQuarantine(agent.address, tlsCredentials(certs, certs.reader)),
       "UNIMPLEMENTED",
-      /^ListMessages is not implemented/,
+      /^ListQuarantine is not implemented/,
     );
   });
 

@@ -129,6 +129,9 @@ function whichSleep(): string {
 }
 
 export class StandIn {
+  /** Instances started on this queue after this one (found by successor()): stopped with it. */
+  private readonly successors: StandIn[] = [];
+
   constructor(
     readonly pid: number,
     readonly config: StandInConfig,
@@ -215,11 +218,14 @@ export class StandIn {
       timeoutMs,
       "a new qmail-send stand-in to hold lock/sendmutex",
     );
-    return new StandIn(pid, this.config, this.workDir);
+    const next = new StandIn(pid, this.config, this.workDir);
+    this.successors.push(next);
+    return next;
   }
 
   /** TERM, end hanging deliveries so it can exit, KILL as a last resort; then its process group. */
   async stop(): Promise<void> {
+    for (const next of this.successors.splice(0)) await next.stop();
     if (this.running()) {
       this.signal("SIGTERM");
       for (const p of this.deliveries()) killQuietly(p, "SIGTERM");

@@ -88,6 +88,27 @@ describe("qmail-send stand-in: preprocessing todo/", () => {
     assert.deepEqual(read(m.paths.remote), Buffer.from("Tr@far.example\0"));
   });
 
+  it("reads a big-todo queue (todo/N/<id>, intd/N/<id>) and a split other than 23", async () => {
+    const bigRoot = path.join(dir, "big");
+    const big = QueueBuilder.create(bigRoot, { bigTodo: true, split: 7 });
+    try {
+      const m = big.add({
+        message: "Subject: b\n\nx\n",
+        state: "todo",
+        recipients: [{ address: "r@far.example" }],
+      });
+      assert.match(m.paths.todo, /^todo\/\d\/\d+$/);
+      const s = await startQmailSend(bigRoot);
+      running.push(s);
+      await s.waitForLog(new RegExp(`^new msg ${m.id}$`));
+      await waitUntil(() => !fs.existsSync(path.join(bigRoot, m.paths.todo)), 5000, "todo to go");
+      assert.equal(fs.existsSync(path.join(bigRoot, m.paths.intd)), false);
+      assert.deepEqual(fs.readFileSync(path.join(bigRoot, m.paths.remote), "latin1"), "Tr@far.example\0");
+    } finally {
+      big.close();
+    }
+  });
+
   it("leaves intd without todo alone (a message still being written)", async () => {
     const s = await start();
     const writing = q.add({ message: "x\n", state: "being-written" });

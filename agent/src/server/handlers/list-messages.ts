@@ -3,7 +3,8 @@
 // stopping at `limit` when one is given. Sorted, the agent must see every match before sending
 // the first, so it keeps only the first `limit` of the order (TopN, limit <= MAX_SORTED_LIMIT)
 // and sends them once the scan ends. Either way `send` waits while the client is slow to read,
-// and the scan stops when the client cancels.
+// the scan stops when the client cancels, and empty responses keep a quiet stream alive
+// (keep-alive.ts).
 
 import { status } from "@grpc/grpc-js";
 import {
@@ -14,6 +15,7 @@ import {
   sortLimitProblem,
 } from "@qmfleet/proto";
 import { detectLayout } from "../../engine/layout.js";
+import { startKeepAlive } from "../keep-alive.js";
 import type { StreamRpc } from "../rpc.js";
 import { RpcError } from "../rpc-error.js";
 import { compileRequestFilter, selectedMessages } from "../selection.js";
@@ -32,17 +34,25 @@ export const listMessages: StreamRpc<ListMessagesRequest, ListMessagesResponse> 
     const compare = messageComparator(request.sort, request.descending);
     const layout = detectLayout(ctx.agent.queueRoot);
     const matches = selectedMessages(METHOD, layout, filter, ctx.signal);
-
-    if (!compare) {
-      let sent = 0;
-      for await (const message of matches) {
-        await send({ message: messageToWire(message) });
-        if (request.limit > 0 && ++sent >= request.limit) return;
+    const keepAlive = startKeepAlive(() => send({}));
+    const sendMessage = async (message: MessageSummary) => {
+      await send({ message });
+      keepAlive.sent();
+    };
+    try {
+      if (!compare) {
+        let sent = 0;
+        for await (const message of matches) {
+          await sendMessage(messageToWire(message));
+          if (request.limit > 0 && ++sent >= request.limit) return;
+        }
+        return;
       }
-      return;
+      const best = new TopN<MessageSummary>(request.limit, compare);
+      for await (const message of matches) best.offer(messageToWire(message));
+      for (const message of best.drain()) await sendMessage(message);
+    } finally {
+      keepAlive.stop();
     }
-    const best = new TopN<MessageSummary>(request.limit, compare);
-    for await (const message of matches) best.offer(messageToWire(message));
-    for (const message of best.drain()) await send({ message });
   },
 };
