@@ -115,8 +115,8 @@ describe("qmfleet arguments", () => {
     ]) {
       const { code, stderr } = await run(["--inventory", inventory, ...args]);
       assert.equal(code, 1, args.join(" "));
-      // The next thing read is the operator's certificate, which this inventory does not have.
-      assert.match(stderr, /tls\.ca: cannot read .*ca\.crt: ENOENT/, args.join(" "));
+      // The next things read are the TLS files, which this inventory's directory does not have.
+      assert.match(stderr, /tls\.(ca|cert|key): cannot read .*: ENOENT/, args.join(" "));
     }
   });
 
