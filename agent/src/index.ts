@@ -9,7 +9,13 @@ export { type HeaderField, listHeaderFields } from "./engine/headers.js";
 export { type DetectedLayout, detectLayout, QueueAccessError } from "./engine/layout.js";
 export type { MimePart } from "./engine/mime.js";
 export type * from "./engine/model.js";
-export { type ScanCandidate, type ScanOptions, scanQueue, scanQueueSync } from "./engine/scan.js";
+export {
+  type ScanCandidate,
+  type ScanOptions,
+  type ScanSelection,
+  scanQueue,
+  scanQueueSync,
+} from "./engine/scan.js";
 export {
   FingerprintMismatchError,
   MessageIdError,
@@ -18,7 +24,7 @@ export {
   openMessage,
   type ShowOptions,
 } from "./engine/show.js";
-export { queueStats } from "./engine/stats.js";
+export { queueStats, StatsCache, type StatsOptions } from "./engine/stats.js";
 export { type GroupBy, Summarizer, type Summary, summarize } from "./engine/summarize.js";
 export { filterFromWire, filterToWire } from "./filter-wire.js";
 export type { Role, RoleMap } from "./server/roles.js";

@@ -62,6 +62,8 @@ export interface CompiledFilter {
    * message is skipped after one read of its head (see scan.ts). True when there are none.
    */
   matchesHead(headBlock: Buffer): boolean;
+  /** There are such criteria: matchesHead can say false. */
+  readonly hasHeadCriteria: boolean;
 }
 
 /** A filter that cannot be run; the message names the criterion and what is wrong. */
@@ -376,6 +378,7 @@ export function compileFilter(filter: Filter, now: number, options: FilterOption
   return {
     needsHeaders: kinds.has("subjectContains"),
     needsBody: kinds.has("bodyRegex"),
+    hasHeadCriteria: onHead.length > 0,
     matches(candidate) {
       if (ordered.length === 0) return false;
       const reading = new Reading(candidate, bodyCap);

@@ -325,7 +325,8 @@ describe("qmail-send under supervise", () => {
 
   it("TERM alone is undone by the supervisor: reported, not taken for a stop", async () => {
     const { s } = await supervised();
-    const c = config({ stop: "signal" });
+    // settleMs: how long the lock must stay free; the test supervise restarts within ~0.1 s.
+    const c = config({ stop: "signal", settleMs: 5000 });
     const p = planControl(root, s.pid, c);
     await assert.rejects(stopQmailSend(root, p, c), /restarted at once .* configure the stop command/);
     assert.notEqual(findQmailSend(root)?.pid, s.pid);

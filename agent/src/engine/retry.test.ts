@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { QueueBuilder } from "@qmfleet/test";
 // TODO(lead): import from "@qmfleet/test" once test/src/index.ts re-exports ./qmail-send/index.js
-import { startQmailSend } from "../../../test/src/qmail-send/index.js";
+import { startQmailSend, waitUntil } from "../../../test/src/qmail-send/index.js";
 import { detectLayout } from "./layout.js";
 import type { Filter } from "./model.js";
 import { retrySooner, sendNow } from "./retry.js";
@@ -54,6 +54,12 @@ describe("retry sooner (-t) and send now (-a)", () => {
         state: "todo",
         recipients: [{ address: "d@slow.example" }],
       });
+      // Its first attempts at start (3 recipients) are over: the next ones would be minutes away.
+      await waitUntil(
+        () => s.log().filter((l) => l.includes(": deferral: ")).length === 3,
+        10_000,
+        "first attempts",
+      );
       const mark = s.log().length;
       const now = Math.floor(Date.now() / 1000);
       const r = await retrySooner(detectLayout(root), TO_SLOW, { stateDir: path.join(dir, "state"), now });

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { generateMixedQueue, QueueBuilder, rebuildRealQueue } from "@qmfleet/test";
 import { detectLayout } from "./layout.js";
-import { queueStats, renderQstat } from "./stats.js";
+import { queueStats, renderQstat, StatsCache } from "./stats.js";
 
 let tmp: string;
 before(() => {
@@ -99,4 +99,71 @@ test("a split dir that cannot be listed fails with its path, in a worker or in-t
   for (const workers of [0, 2]) {
     await assert.rejects(queueStats(layout, 0, { workers }), /cannot read .*info\/2: ENOTDIR/);
   }
+});
+
+test("a StatsCache gives the numbers a fresh pass gives, the oldest exact after qmHandle -t", async () => {
+  const now = 1795839072;
+  const s = generateMixedQueue(freshRoot(), { count: 300, seed: 7, split: 5, now });
+  const layout = detectLayout(s.root);
+  for (const workers of [0, 2]) {
+    const cache = new StatsCache(layout.root);
+    const fresh = () => queueStats(layout, now, { workers, detail: true });
+    const cached = () => queueStats(layout, now, { workers, cache });
+    assert.deepEqual(await cached(), await fresh());
+    assert.deepEqual(await cached(), await fresh(), "the second call, from the cache");
+    // qmHandle -t on the oldest message: its info mtime becomes now, the next oldest is oldest.
+    const infos = fs
+      .readdirSync(path.join(s.root, "info"))
+      .flatMap((n) =>
+        fs.readdirSync(path.join(s.root, "info", n)).map((id) => path.join(s.root, "info", n, id)),
+      );
+    const byAge = infos.sort((a, b) => fs.statSync(a).mtimeMs - fs.statSync(b).mtimeMs);
+    fs.utimesSync(byAge[0] as string, now, now);
+    const second = Math.floor(fs.statSync(byAge[1] as string).mtimeMs / 1000);
+    const afterTouch = await cached();
+    assert.equal(afterTouch.oldestBirth, second);
+    assert.deepEqual(afterTouch, await fresh());
+    // A new message and a delivered one: new entries are read, gone ones dropped.
+    const q = QueueBuilder.create(s.root, { split: 5 });
+    q.add({ message: "Subject: new\n\nbody\n", birthTime: now - 10 });
+    q.close();
+    const gone = byAge[5] as string;
+    const id = path.basename(gone);
+    const n = path.basename(path.dirname(gone));
+    for (const kind of ["local", "remote", "info", "mess"])
+      fs.rmSync(path.join(s.root, kind, n, id), { force: true });
+    fs.rmSync(path.join(s.root, "bounce", id), { force: true });
+    assert.deepEqual(await cached(), await fresh());
+    // Put the touched message back as it was (the next round must see the queue unchanged).
+    fs.utimesSync(
+      byAge[0] as string,
+      fs.statSync(byAge[1] as string).mtime,
+      fs.statSync(byAge[1] as string).mtime,
+    );
+  }
+});
+
+test("a StatsCache trusts a preprocessed message's mess size until it is renewed", async () => {
+  // What the cache does not see (StatsCache): a mess file of the same name with another size,
+  // as after inode reuse between two calls. A fresh pass and a renewed cache see it.
+  const root = freshRoot();
+  const q = QueueBuilder.create(root, { split: 3 });
+  const m = q.add({ message: "Subject: a\n\nbody\n" });
+  q.close();
+  const layout = detectLayout(root);
+  const cache = new StatsCache(layout.root);
+  const first = await queueStats(layout, 0, { cache, workers: 0 });
+  assert.equal(first.bytes, 17);
+  const mess = path.join(root, m.paths.mess);
+  fs.appendFileSync(mess, "more body\n");
+  assert.equal((await queueStats(layout, 0, { cache, workers: 0 })).bytes, 17);
+  assert.equal((await queueStats(layout, 0, { detail: true, workers: 0 })).bytes, 27);
+  const renewing = new StatsCache(layout.root, 0);
+  await queueStats(layout, 0, { cache: renewing, workers: 0 });
+  fs.appendFileSync(mess, "x\n");
+  assert.equal((await queueStats(layout, 0, { cache: renewing, workers: 0 })).bytes, 29);
+  await assert.rejects(
+    queueStats(detectLayout(root), 0, { cache: new StatsCache("/elsewhere") }),
+    /stats cache of \/elsewhere used for/,
+  );
 });

@@ -3,10 +3,13 @@
 // lstat per mess and info file, the only costly part at a million messages.
 //
 // Measured on the project's 2-core VM, 1,000,000 messages (3.2M directory entries), warm cache,
-// other jobs running: listings ~2.2 s on one thread; bytes and ages add 2,000,000 lstats at
-// ~5 us each, 15 s on one thread, 9 s on two. Hence: bytes and ages only up to
-// AUTO_DETAIL_LIMIT messages unless asked for, and the split directories shared between two
-// worker threads (listings and lstats alike), which also keeps the agent's event loop free.
+// other jobs running: listings ~2 s; bytes and ages add 2,000,000 lstats at ~5 us each, 9-15 s
+// however they are spread over threads (two threads of syscalls ran no faster than one there).
+// So a long-running agent keeps a StatsCache: the size of each mess file and the mtime of each
+// info file it has seen, as sorted typed arrays per split dir (16 bytes an entry, 32 MB at a
+// million messages), and a later call lstats only the entries that are new since (see
+// StatsCache for what it trusts and why). Without a cache, bytes and ages are computed up to
+// AUTO_DETAIL_LIMIT messages unless asked for, and the result says so (detailed: false).
 
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -14,17 +17,55 @@ import { Worker } from "node:worker_threads";
 import { isMessageName, messageFileNames, queueAccessError, readDirEntries, todoDirs } from "./layout.js";
 import type { QueueLayout, QueueStats } from "./model.js";
 
-/** Past this many messages, bytes and ages are left out unless asked for (StatsOptions.detail). */
+/** Past this many messages, bytes and ages are left out unless asked for or cached (StatsOptions). */
 export const AUTO_DETAIL_LIMIT = 200_000;
 
 export interface StatsOptions {
   /**
-   * lstat every mess and info file for bytes and the oldest birth time. Default: only when the
-   * queue holds about AUTO_DETAIL_LIMIT messages or fewer, so that stats stay fast in an incident.
+   * lstat every mess and info file for bytes and the oldest birth time. Default: with a cache,
+   * always; without, only when the queue holds about AUTO_DETAIL_LIMIT messages or fewer, so
+   * that stats stay fast in an incident.
    */
   detail?: boolean;
   /** Threads sharing the split directories: 0 runs on the calling thread. Default: up to 2, one per core. */
   workers?: number;
+  /** Sizes and birth times seen by earlier calls on this queue (one cache per queue root). */
+  cache?: StatsCache;
+}
+
+/** Per split dir: sorted ids with the size of mess/N/<id> and the mtime of info/N/<id>. */
+export interface CachedBucket {
+  messIds: Float64Array;
+  messSizes: Float64Array;
+  infoIds: Float64Array;
+  infoMtimes: Float64Array;
+}
+
+/**
+ * What a long-running agent remembers between stats calls, so that a call at a million messages
+ * lstats only what is new. Trusted without a new lstat, because of how qmail works:
+ * - the size of mess/N/<id> once info/N/<id> exists: qmail-queue writes mess before it commits
+ *   (todo), so a preprocessed message's mess never changes again; sizes of messages still in
+ *   todo/ or intd/ are never cached;
+ * - the mtime of info/N/<id> for all but the oldest: qmail-send never changes it, qmHandle -t
+ *   sets it to now (younger), and the only candidate for "oldest" is lstat'ed again each call,
+ *   walking up until one is confirmed, so the oldest birth is always exact.
+ * Not seen without an lstat: an id reused by the file system between two calls (the old
+ * message gone, a new one given its inode number) keeps the old message's size in `bytes`
+ * until the cache is renewed (renewAfterSeconds, default 10 minutes; the oldest stays exact, a
+ * reused id being younger). That error is bounded by the churn between calls, and the cost of
+ * avoiding it would be the full 2M lstats every call.
+ */
+export class StatsCache {
+  buckets = new Map<number, CachedBucket>();
+  /** Unix seconds of the last full pass (every entry lstat'ed), 0 before the first. */
+  fullPassAt = 0;
+
+  constructor(
+    /** Queue root the cache belongs to: a cache is never used for another queue. */
+    readonly root: string,
+    readonly renewAfterSeconds = 600,
+  ) {}
 }
 
 /** Entries below dir, any type, symlinks not followed: what `find dir -print` lists, minus dir. */
@@ -56,16 +97,25 @@ interface BucketTotals {
   remote: number;
   bytes: number;
   oldest: number;
+  /** The oldest of the info files never cached (ids beyond 2^53), 0 when none. */
+  oldestUncached: number;
+  /** lstat calls made (the cost a cache saves). */
+  lstats: number;
+  /** With detail: what the cache holds for these split dirs afterwards. */
+  cached?: Record<number, CachedBucket>;
   /** A listing that failed (other than a missing split dir): rethrown by the caller. */
   error?: { code: string; path: string };
 }
 
 // The work on a set of split dirs N: entries below mess/N, message files in info/N, local/N,
-// remote/N, and with `detail` the sizes of mess/N/* and the oldest mtime of info/N/*. Plain
-// JavaScript, run as is by worker threads (which need no TypeScript loader then) and in-thread
-// through new Function when workers is 0: one body for both.
+// remote/N, and with `detail` the sizes of mess/N/* and the mtimes of info/N/*, taken from
+// `cached` (the previous call's arrays for N, see StatsCache) where it holds them and lstat'ed
+// otherwise. Plain JavaScript, run as is by worker threads (which need no TypeScript loader
+// then) and in-thread through new Function when workers is 0: one body for both. Ids are
+// compared as numbers in sorted Float64Arrays (2 x 8 bytes an entry, no string map: a Map of
+// a million names costs ~80 MB); an id beyond 2^53 is never cached.
 const BUCKETS_BODY = `
-  const out = { mess: 0, info: 0, local: 0, remote: 0, bytes: 0, oldest: 0 };
+  const out = { mess: 0, info: 0, local: 0, remote: 0, bytes: 0, oldest: 0, oldestUncached: 0, lstats: 0, cached: {} };
   const numeric = /^[0-9]+$/;
   let current = root;
   const list = (dir) => {
@@ -93,29 +143,109 @@ const BUCKETS_BODY = `
     }
     return n;
   };
+  // Index of id in a sorted Float64Array, -1 when absent.
+  const find = (ids, id) => {
+    let lo = 0;
+    let hi = ids.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const v = ids[mid];
+      if (v === id) return mid;
+      if (v < id) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  };
+  // Sorted ids of the numeric names, and the names beyond 2^53 (never cached) apart.
+  const idsOf = (names) => {
+    const ids = new Float64Array(names.length);
+    const huge = [];
+    let k = 0;
+    for (const name of names) {
+      const id = Number(name);
+      if (Number.isSafeInteger(id)) ids[k++] = id;
+      else huge.push(name);
+    }
+    return { ids: ids.subarray(0, k).sort(), huge };
+  };
+  const lstat = (file) => {
+    out.lstats++;
+    return fs.lstatSync(file, { throwIfNoEntry: false });
+  };
   try {
     for (const n of buckets) {
       const mess = root + "/mess/" + n;
+      const messFiles = [];
       for (const e of list(mess)) {
         out.mess++;
         if (e.isDirectory()) out.mess += below(mess + "/" + e.name);
-        else if (detail && e.isFile() && numeric.test(e.name)) {
-          const st = fs.lstatSync(mess + "/" + e.name, { throwIfNoEntry: false });
-          if (st) out.bytes += st.size;
-        }
+        else if (detail && e.isFile() && numeric.test(e.name)) messFiles.push(e.name);
       }
+      const infoFiles = [];
       for (const kind of ["info", "local", "remote"]) {
         const dir = root + "/" + kind + "/" + n;
         for (const e of list(dir)) {
           if (!e.isFile() || !numeric.test(e.name)) continue;
           out[kind]++;
-          if (detail && kind === "info") {
-            const st = fs.lstatSync(dir + "/" + e.name, { throwIfNoEntry: false });
-            const mtime = st ? Math.floor(st.mtimeMs / 1000) : 0;
-            if (mtime !== 0 && (out.oldest === 0 || mtime < out.oldest)) out.oldest = mtime;
-          }
+          if (detail && kind === "info") infoFiles.push(e.name);
         }
       }
+      if (!detail) continue;
+      const before = cached && cached[n];
+      const info = idsOf(infoFiles);
+      const infoMtimes = new Float64Array(info.ids.length);
+      let kept = 0;
+      for (let i = 0; i < info.ids.length; i++) {
+        const id = info.ids[i];
+        const at = before ? find(before.infoIds, id) : -1;
+        // 0: found changed or gone by the last check of the oldest, lstat'ed again.
+        let mtime = at === -1 ? 0 : before.infoMtimes[at];
+        if (mtime === 0) {
+          const st = lstat(root + "/info/" + n + "/" + id);
+          if (!st) continue; // finished meanwhile
+          mtime = Math.floor(st.mtimeMs / 1000);
+        }
+        info.ids[kept] = id;
+        infoMtimes[kept++] = mtime;
+        if (out.oldest === 0 || mtime < out.oldest) out.oldest = mtime;
+      }
+      for (const name of info.huge) {
+        const st = lstat(root + "/info/" + n + "/" + name);
+        const mtime = st ? Math.floor(st.mtimeMs / 1000) : 0;
+        if (mtime !== 0 && (out.oldest === 0 || mtime < out.oldest)) out.oldest = mtime;
+        if (mtime !== 0 && (out.oldestUncached === 0 || mtime < out.oldestUncached)) out.oldestUncached = mtime;
+      }
+      const infoIds = info.ids.subarray(0, kept);
+      const messList = idsOf(messFiles);
+      const messSizes = new Float64Array(messList.ids.length);
+      let cachedCount = 0;
+      for (let i = 0; i < messList.ids.length; i++) {
+        const id = messList.ids[i];
+        // Only a preprocessed message's size is final (see StatsCache).
+        const final = find(infoIds, id) !== -1;
+        const at = final && before ? find(before.messIds, id) : -1;
+        let size = at === -1 ? -1 : before.messSizes[at];
+        if (at === -1) {
+          const st = lstat(mess + "/" + id);
+          if (!st) continue;
+          size = st.size;
+        }
+        out.bytes += size;
+        if (final) {
+          messList.ids[cachedCount] = id;
+          messSizes[cachedCount++] = size;
+        }
+      }
+      for (const name of messList.huge) {
+        const st = lstat(mess + "/" + name);
+        if (st) out.bytes += st.size;
+      }
+      out.cached[n] = {
+        messIds: messList.ids.slice(0, cachedCount),
+        messSizes: messSizes.slice(0, cachedCount),
+        infoIds: infoIds.slice(),
+        infoMtimes: infoMtimes.slice(0, kept),
+      };
     }
   } catch (e) {
     out.error = { code: String(e.code || "EIO"), path: current };
@@ -123,25 +253,40 @@ const BUCKETS_BODY = `
   return out;
 `;
 
-const bucketsInThread = new Function("fs", "root", "buckets", "detail", BUCKETS_BODY) as (
+const bucketsInThread = new Function("fs", "root", "buckets", "detail", "cached", BUCKETS_BODY) as (
   fsModule: typeof fs,
   root: string,
   buckets: number[],
   detail: boolean,
+  cached: Record<number, CachedBucket> | undefined,
 ) => BucketTotals;
 
 const WORKER_SOURCE = `
 const fs = require("node:fs");
 const { parentPort, workerData } = require("node:worker_threads");
-const buckets = new Function("fs", "root", "buckets", "detail", workerData.body);
-parentPort.postMessage(buckets(fs, workerData.root, workerData.buckets, workerData.detail));
+const buckets = new Function("fs", "root", "buckets", "detail", "cached", workerData.body);
+const out = buckets(fs, workerData.root, workerData.buckets, workerData.detail, workerData.cached);
+const moved = [];
+for (const b of Object.values(out.cached)) moved.push(b.messIds.buffer, b.messSizes.buffer, b.infoIds.buffer, b.infoMtimes.buffer);
+parentPort.postMessage(out, moved);
 `;
 
-function bucketsInWorker(root: string, buckets: number[], detail: boolean): Promise<BucketTotals> {
+function bucketsInWorker(
+  root: string,
+  buckets: number[],
+  detail: boolean,
+  cached: Record<number, CachedBucket> | undefined,
+): Promise<BucketTotals> {
+  // The cached arrays are moved to the worker and back, never copied.
+  const moved: ArrayBuffer[] = [];
+  for (const b of Object.values(cached ?? {})) {
+    for (const a of [b.messIds, b.messSizes, b.infoIds, b.infoMtimes]) moved.push(a.buffer as ArrayBuffer);
+  }
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { root, buckets, detail, body: BUCKETS_BODY },
+      workerData: { root, buckets, detail, body: BUCKETS_BODY, cached },
+      transferList: moved,
     });
     worker.once("message", (t: BucketTotals) => resolve(t));
     worker.once("error", reject);
@@ -151,7 +296,12 @@ function bucketsInWorker(root: string, buckets: number[], detail: boolean): Prom
   });
 }
 
-async function allBuckets(layout: QueueLayout, detail: boolean, workers: number): Promise<BucketTotals> {
+async function allBuckets(
+  layout: QueueLayout,
+  detail: boolean,
+  workers: number,
+  cache: StatsCache | undefined,
+): Promise<BucketTotals> {
   const all = Array.from({ length: layout.split }, (_, n) => n);
   const shares =
     workers <= 1 || layout.split === 1
@@ -159,21 +309,82 @@ async function allBuckets(layout: QueueLayout, detail: boolean, workers: number)
       : Array.from({ length: Math.min(workers, layout.split) }, (_, w) =>
           all.filter((n) => n % workers === w),
         );
+  const cachedFor = (buckets: number[]): Record<number, CachedBucket> | undefined => {
+    if (!cache || !detail) return undefined;
+    const part: Record<number, CachedBucket> = {};
+    for (const n of buckets) {
+      const b = cache.buckets.get(n);
+      if (b) part[n] = b;
+    }
+    return part;
+  };
   const parts =
     workers <= 0
-      ? [bucketsInThread(fs, layout.root, all, detail)]
-      : await Promise.all(shares.map((b) => bucketsInWorker(layout.root, b, detail)));
-  const sum: BucketTotals = { mess: 0, info: 0, local: 0, remote: 0, bytes: 0, oldest: 0 };
+      ? [bucketsInThread(fs, layout.root, all, detail, cachedFor(all))]
+      : await Promise.all(shares.map((b) => bucketsInWorker(layout.root, b, detail, cachedFor(b))));
+  const sum: BucketTotals = {
+    mess: 0,
+    info: 0,
+    local: 0,
+    remote: 0,
+    bytes: 0,
+    oldest: 0,
+    oldestUncached: 0,
+    lstats: 0,
+  };
+  // Moved to the workers: the cache is rebuilt from their answers (or stays empty on failure).
+  if (cache && detail && workers > 0) cache.buckets.clear();
   for (const p of parts) {
-    if (p.error) throw queueAccessError("read", p.error.path, { code: p.error.code });
+    if (p.error) {
+      cache?.buckets.clear();
+      throw queueAccessError("read", p.error.path, { code: p.error.code });
+    }
     sum.mess += p.mess;
     sum.info += p.info;
     sum.local += p.local;
     sum.remote += p.remote;
     sum.bytes += p.bytes;
+    sum.lstats += p.lstats;
     if (p.oldest !== 0 && (sum.oldest === 0 || p.oldest < sum.oldest)) sum.oldest = p.oldest;
+    if (p.oldestUncached !== 0 && (sum.oldestUncached === 0 || p.oldestUncached < sum.oldestUncached))
+      sum.oldestUncached = p.oldestUncached;
+    if (cache && detail) for (const [n, b] of Object.entries(p.cached ?? {})) cache.buckets.set(Number(n), b);
   }
   return sum;
+}
+
+/**
+ * The oldest birth, confirmed: the cached mtime of the oldest info file is lstat'ed again, and
+ * while it has changed (qmHandle -t, or the id now names a younger message) or the file is
+ * gone, the next oldest is tried. After MAX_RECHECKS changed files in one call, the cached
+ * mtimes are not worth trusting: undefined asks for a pass without them.
+ */
+const MAX_RECHECKS = 64;
+
+function confirmedOldest(layout: QueueLayout, cache: StatsCache): number | undefined {
+  for (let tries = 0; tries < MAX_RECHECKS; tries++) {
+    let best: { bucket: CachedBucket; n: number; i: number } | undefined;
+    let min = 0;
+    for (const [n, bucket] of cache.buckets) {
+      const t = bucket.infoMtimes;
+      for (let i = 0; i < t.length; i++) {
+        const v = t[i] as number;
+        if (v > 0 && (min === 0 || v < min)) {
+          min = v;
+          best = { bucket, n, i };
+        }
+      }
+    }
+    if (!best) return 0;
+    const st = fs.lstatSync(`${layout.root}/info/${best.n}/${best.bucket.infoIds[best.i]}`, {
+      throwIfNoEntry: false,
+    });
+    const now = st?.isFile() ? Math.floor(st.mtimeMs / 1000) : 0;
+    if (now === min) return min;
+    // 0 marks it gone: skipped from now on, dropped at the next pass.
+    best.bucket.infoMtimes[best.i] = now;
+  }
+  return undefined;
 }
 
 /**
@@ -206,11 +417,30 @@ export async function queueStats(
     for (const id of messageFileNames(`${root}/${dir}`)) if (!committed.has(id)) beingWritten++;
   }
   const workers = opts.workers ?? Math.min(2, os.availableParallelism());
+  const cache = opts.cache;
+  if (cache && cache.root !== root) throw new Error(`stats cache of ${cache.root} used for ${root}`);
   // info/0 holds about 1/split of the messages: one short listing decides the default.
   const detailed =
     opts.detail ??
-    messageFileNames(`${root}/info/0`).length * layout.split + committed.size <= AUTO_DETAIL_LIMIT;
-  const t = await allBuckets(layout, detailed, workers);
+    (cache !== undefined ||
+      messageFileNames(`${root}/info/0`).length * layout.split + committed.size <= AUTO_DETAIL_LIMIT);
+  const nowSeconds = Math.floor(Date.now() / 1000);
+  if (cache && nowSeconds - cache.fullPassAt >= cache.renewAfterSeconds) cache.buckets.clear();
+  const fullPass = cache !== undefined && cache.buckets.size === 0;
+  let t = await allBuckets(layout, detailed, workers, cache);
+  if (cache && detailed) {
+    if (fullPass) cache.fullPassAt = nowSeconds;
+    const oldest = fullPass ? t.oldest : confirmedOldest(layout, cache);
+    if (oldest === undefined) {
+      // Many birth times changed since the cache was filled: count again from scratch.
+      cache.buckets.clear();
+      t = await allBuckets(layout, detailed, workers, cache);
+      cache.fullPassAt = nowSeconds;
+    } else {
+      const u = t.oldestUncached;
+      t.oldest = u !== 0 && (oldest === 0 || u < oldest) ? u : oldest;
+    }
+  }
   return {
     messagesInQueue: t.mess + messOutsideSplitDirs(layout),
     notPreprocessed: countTodo(layout),

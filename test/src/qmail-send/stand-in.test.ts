@@ -143,10 +143,9 @@ describe("qmail-send stand-in: deliveries", () => {
     });
     // Its channel file's mtime is in the past: due at once (pqadd schedules from it).
     await waitUntil(() => s.log().filter((l) => /^delivery \d+: /.test(l)).length === 3, 10_000, "3 reports");
-    assert.deepEqual(
-      read(m.paths.remote),
-      Buffer.from("Dok@good.example\0Tlater@slow.example\0Dno@bad.example\0"),
-    );
+    // qmail-send logs a report, then marks the record: wait for the mark.
+    const marked = "Dok@good.example\0Tlater@slow.example\0Dno@bad.example\0";
+    await waitUntil(() => read(m.paths.remote).toString("latin1") === marked, 5000, "the records marked D");
     assert.deepEqual(
       read(m.paths.bounce).toString(),
       "<no@bad.example>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n",
@@ -268,11 +267,14 @@ describe("qmail-send stand-in: TERM", () => {
 
     const mark = s.log().length;
     s.signal("SIGTERM");
-    // The stand-in sees this TERM before the SIGCHLD that follows the kill below (signals reach
-    // node through one pipe, in order), so the report shows a qmail-send that waited, exitasap.
+    // Still there, waiting for its delivery in progress.
+    await s.waitForLog(/^status: local 0\/10 remote 1\/20 exitasap$/, { from: mark });
+    assert.ok(s.running());
+    assert.deepEqual(lockHolders(mutex()), [s.pid]);
     process.kill(remote, "SIGTERM");
     await s.waitForLog(/^status: exiting$/, { from: mark });
     assert.deepEqual(s.log().slice(mark), [
+      "status: local 0/10 remote 1/20 exitasap",
       "delivery 1: deferral: qmail-remote_crashed./",
       "status: local 0/10 remote 0/20 exitasap",
       "status: exiting",

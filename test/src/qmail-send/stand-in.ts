@@ -805,6 +805,9 @@ function main(): void {
   process.on("SIGTERM", () => {
     if (cfg.ignoreTerm) return;
     flagexitasap = true;
+    // Not in qmail-send, which says "exitasap" only on its next status line: this one lets a
+    // test see that the TERM arrived while a delivery keeps it running.
+    delStatus();
     kick();
   });
   process.on("SIGALRM", () => {

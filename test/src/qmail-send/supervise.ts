@@ -1,33 +1,14 @@
-// A minimal daemontools `supervise` for tests: a real process named supervise, whose cwd is
+// Starts the test `supervise` (supervise-main.ts): a real process named supervise, whose cwd is
 // the service directory, that runs ./run, starts it again whenever it exits unless told down,
-// and takes svc's commands ("d" down: TERM + CONT, "u" up) from supervise/control, a FIFO,
-// like the real one. It shows why TERM alone cannot stop a supervised qmail-send.
+// and takes svc's commands ("d", "u") from supervise/control, a FIFO, like the real one. It
+// shows why TERM alone cannot stop a supervised qmail-send.
 
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { waitUntil } from "./control.js";
 import { liveComm } from "./proc-locks.js";
-
-const SUPERVISE = `#!/bin/bash
-cd "$1" || exit 111
-mkdir -p supervise
-[ -p supervise/control ] || mkfifo supervise/control
-exec 3<>supervise/control
-setwant() { want=$1; echo "$want" > supervise/want.new && mv supervise/want.new supervise/want; }
-setwant up
-child=
-while :; do
-  if [ -n "$child" ] && ! kill -0 "$child" 2>/dev/null; then child=; fi
-  if [ "$want" = up ] && [ -z "$child" ]; then ./run & child=$!; fi
-  if read -r -t 0.05 -n 1 c <&3; then
-    case "$c" in
-      d) setwant down; if [ -n "$child" ]; then kill -TERM "$child"; kill -CONT "$child"; fi ;;
-      u) setwant up ;;
-    esac
-  fi
-done
-`;
+import { programArgs } from "./programs.js";
 
 const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 
@@ -49,14 +30,18 @@ export async function startSupervise(
   fs.mkdirSync(serviceDir, { recursive: true });
   const binDir = path.join(serviceDir, ".bin");
   fs.mkdirSync(binDir, { recursive: true });
+  // A link named supervise, so the process is named supervise (comm), as the agent looks for.
   const program = path.join(binDir, "supervise");
-  fs.writeFileSync(program, SUPERVISE, { mode: 0o755 });
+  fs.symlinkSync(process.execPath, program);
   fs.writeFileSync(
     path.join(serviceDir, "run"),
     `#!/bin/sh\nexec ${command.map(quote).join(" ")} >>${quote(logFile)} 2>&1\n`,
     { mode: 0o755 },
   );
-  const child = spawn(program, [serviceDir], { detached: true, stdio: "ignore" });
+  const child = spawn(program, [...programArgs("supervise-main"), serviceDir], {
+    detached: true,
+    stdio: "ignore",
+  });
   const pid = child.pid;
   if (pid === undefined) throw new Error("could not start the test supervise");
   child.unref();
