@@ -13,7 +13,7 @@ export interface BenchQueue extends MixedQueueSummary {
   split: number;
   /** The `now` the queue was generated with: birth times are in the 7 days before it. */
   now: number;
-  /** Seconds the build took ("0" when reused... never: it is the original build's time). */
+  /** Seconds the original build took. */
   generatedIn: string;
 }
 

@@ -1,0 +1,158 @@
+// The read side against the tools an admin would otherwise use, in one run on the same queue
+// and the same warm cache (issue 3): qmfleet's header search against `grep -rlE` over mess/, its
+// listing against a raw grep of the subjects, its statistics against qmail-qstat's
+// `find | wc -l`, and the agent's peak memory. Each qmfleet operation runs in its own process
+// (read-probe.ts) through the engine's public entry points, from the built code.
+
+import { median, type ProbeResult, type Row, renderTable, runProbe, seconds, timeCommand } from "./harness.js";
+import { type BenchQueue, countLabel, ensureQueue } from "./queues.js";
+
+export interface ReadBenchOptions {
+  sizes: number[];
+  seed: number;
+  /** Timed runs of each operation per size (the median is shown). Default: 3 up to 100k, 1 above. */
+  runs?: number;
+  log: (line: string) => void;
+}
+
+/** The raw header search of the bench: the storm's subject, as an operator would type it. */
+export const SEARCH = "^Subject: failure notice";
+
+const GOALS = {
+  searchRatio: 1.2,
+  listMs: 1500,
+  statsMs: 2000,
+  rssMB: 256,
+};
+
+interface Measured {
+  qmfleet: ProbeResult;
+  baselineMs: number;
+  baselineOutput: string;
+}
+
+/** Runs the operation and its baseline in turn, `runs` times, and keeps the medians. */
+function measure(runs: number, probe: () => ProbeResult, baseline: string): Measured {
+  const probes: ProbeResult[] = [];
+  const baselines: number[] = [];
+  let baselineOutput = "";
+  for (let i = 0; i < runs; i++) {
+    const b = timeCommand(baseline);
+    baselines.push(b.ms);
+    baselineOutput = b.output;
+    probes.push(probe());
+  }
+  const ms = median(probes.map((p) => p.ms));
+  const qmfleet = probes.find((p) => p.ms === ms) as ProbeResult;
+  return { qmfleet, baselineMs: median(baselines), baselineOutput };
+}
+
+function verdict(ok: boolean | undefined): string {
+  return ok === undefined ? "" : ok ? "yes" : "NO";
+}
+
+function sizeSection(q: BenchQueue, runs: number, log: (line: string) => void): { table: string; notes: string[] } {
+  const root = q.root;
+  const mess = `${root}/mess`;
+  const probe = (...args: string[]) => () => runProbe("read-probe.js", [root, ...args]);
+  const grep = `grep -rlE '${SEARCH}' ${mess} | wc -l`;
+  const subjects = `grep -rhE -m1 '^Subject:' ${mess} | wc -l`;
+  const qstat = `find ${mess} -type f -print | wc -l; find ${root}/todo -print | wc -l`;
+  log(`  warming the cache (grep, find, one listing)`);
+  timeCommand(grep);
+  timeCommand(qstat);
+  runProbe("read-probe.js", [root, "list"]);
+  const big = q.messages >= 1_000_000;
+  const at100k = q.messages === 100_000;
+  log(`  header search`);
+  const search = measure(runs, probe("regex", SEARCH), grep);
+  log(`  listing`);
+  const list = measure(runs, probe("list"), subjects);
+  log(`  stats`);
+  const stats = measure(runs, probe("stats"), qstat);
+  const counts = measure(runs, probe("stats-counts"), qstat);
+  const cached = measure(runs, probe("stats-cached"), qstat);
+  const ratio = search.qmfleet.ms / search.baselineMs;
+  const peak = Math.max(...[search, list, stats, counts, cached].map((m) => m.qmfleet.peakRssMB));
+  const row = (operation: string, m: Measured, goal: string, ok: boolean | undefined): Row => ({
+    operation,
+    qmfleet: seconds(m.qmfleet.ms),
+    baseline: seconds(m.baselineMs),
+    ratio: `${(m.qmfleet.ms / m.baselineMs).toFixed(2)}x`,
+    goal,
+    met: verdict(ok),
+  });
+  const rows: Row[] = [
+    row(
+      `header regex -H '${SEARCH}' vs grep -rlE`,
+      search,
+      at100k ? `<= ${GOALS.searchRatio}x grep` : "",
+      at100k ? ratio <= GOALS.searchRatio : undefined,
+    ),
+    row(
+      "list, subjects decoded vs grep -rhE -m1 ^Subject:",
+      list,
+      at100k ? `<= ${seconds(GOALS.listMs)}` : "",
+      at100k ? list.qmfleet.ms <= GOALS.listMs : undefined,
+    ),
+    row(
+      "stats: counts + bytes + oldest vs qmail-qstat (find, wc -l)",
+      stats,
+      big ? `<= ${seconds(GOALS.statsMs)}` : "",
+      big ? stats.qmfleet.ms <= GOALS.statsMs : undefined,
+    ),
+    row("stats: counts only vs qmail-qstat (find, wc -l)", counts, "", undefined),
+    row(
+      "stats: full, 2nd call with StatsCache vs qmail-qstat",
+      cached,
+      big ? `<= ${seconds(GOALS.statsMs)}` : "",
+      big ? cached.qmfleet.ms <= GOALS.statsMs : undefined,
+    ),
+    {
+      operation: "agent peak RSS (VmHWM, max of the above)",
+      qmfleet: `${peak} MB`,
+      baseline: "",
+      ratio: "",
+      goal: big ? `<= ${GOALS.rssMB} MB` : "",
+      met: verdict(big ? peak <= GOALS.rssMB : undefined),
+    },
+  ];
+  const [messFiles, todoEntries] = stats.baselineOutput.split("\n");
+  const s = stats.qmfleet.detail as Record<string, number>;
+  const notes = [
+    `matches: qmfleet ${search.qmfleet.count}, grep ${search.baselineOutput} (the same set: the pattern is anchored to a header line)`,
+    `listed: ${list.qmfleet.count} messages (grep printed ${list.baselineOutput} raw Subject lines)`,
+    `qmail-qstat: find counts ${messFiles} mess files, ${Number(todoEntries) - 1} todo; qmfleet ${s.messagesInQueue} and ${s.notPreprocessed}; bytes ${s.bytes} (builder wrote ${q.bytes}), oldest birth ${s.oldestBirth} (builder: ${q.oldestBirth})`,
+    `StatsCache: the first call (filling it) took ${seconds(Number(cached.qmfleet.detail?.firstMs))}`,
+    `peak RSS per operation: ${[
+      ["search", search],
+      ["list", list],
+      ["stats", stats],
+      ["counts", counts],
+      ["cached", cached],
+    ]
+      .map(([name, m]) => `${name} ${(m as Measured).qmfleet.peakRssMB} MB`)
+      .join(", ")}`,
+  ];
+  return { table: renderTable(rows), notes };
+}
+
+/** Builds or reuses each queue, then measures it; returns the report (Markdown). */
+export function readBench(opts: ReadBenchOptions): string {
+  const out: string[] = [];
+  for (const count of opts.sizes) {
+    const q = ensureQueue(count, opts.seed, opts.log);
+    const runs = opts.runs ?? (count <= 100_000 ? 3 : 1);
+    opts.log(`${countLabel(count)} messages (${q.root}), ${runs} run(s) each`);
+    const { table, notes } = sizeSection(q, runs, opts.log);
+    out.push(
+      `### ${count.toLocaleString("en-US")} messages (seed ${opts.seed}, split ${q.split}, median of ${runs})`,
+      "",
+      table,
+      "",
+      ...notes.map((n) => `- ${n}`),
+      "",
+    );
+  }
+  return out.join("\n");
+}

@@ -1,0 +1,66 @@
+// One agent read operation in a process of its own, for read-bench.ts: the operation runs
+// through the engine's public entry points exactly as the agent runs them, and the process
+// then prints one JSON line (harness.ts ProbeResult) with its wall time and its peak resident
+// memory (VmHWM: all threads, workers included).
+//
+//   node read-probe.js <queue root> regex <pattern>   messages whose header lines match (-H)
+//   node read-probe.js <queue root> list              every message, subjects decoded
+//   node read-probe.js <queue root> stats             counts, bytes and oldest, nothing cached
+//   node read-probe.js <queue root> stats-counts      qmail-qstat's numbers and the per-state counts only
+//   node read-probe.js <queue root> stats-cached      a second call with a StatsCache (the first one fills it)
+
+import * as fs from "node:fs";
+import { detectLayout, queueStats, type ScanSelection, StatsCache, scanQueue } from "@qmfleet/agent";
+import type { ProbeResult } from "./harness.js";
+
+function peakRssMB(): number {
+  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync("/proc/self/status", "utf8"))?.[1];
+  return Math.round(Number(kb) / 1024);
+}
+
+async function run(root: string, op: string, arg: string | undefined): Promise<ProbeResult> {
+  const layout = detectLayout(root);
+  const now = Math.floor(Date.now() / 1000);
+  const started = performance.now();
+  const elapsed = () => performance.now() - started;
+  switch (op) {
+    case "regex": {
+      const select: ScanSelection = {
+        filter: { criteria: [{ kind: "headerRegex", pattern: { source: arg ?? "", caseInsensitive: false } }] },
+        now,
+      };
+      let count = 0;
+      for await (const _ of scanQueue(layout, { select })) count++;
+      return { ms: elapsed(), count, peakRssMB: peakRssMB() };
+    }
+    case "list": {
+      let count = 0;
+      let subjectChars = 0;
+      for await (const { message } of scanQueue(layout)) {
+        count++;
+        subjectChars += message.headers.subject.length;
+      }
+      return { ms: elapsed(), count, peakRssMB: peakRssMB(), detail: { subjectChars } };
+    }
+    case "stats":
+    case "stats-counts": {
+      const s = await queueStats(layout, now, { detail: op === "stats" });
+      return { ms: elapsed(), count: s.messagesInQueue, peakRssMB: peakRssMB(), detail: { ...s } };
+    }
+    case "stats-cached": {
+      const cache = new StatsCache(layout.root);
+      await queueStats(layout, now, { cache });
+      const firstMs = elapsed();
+      const second = performance.now();
+      const s = await queueStats(layout, now, { cache });
+      const ms = performance.now() - second;
+      return { ms, count: s.messagesInQueue, peakRssMB: peakRssMB(), detail: { ...s, firstMs } };
+    }
+    default:
+      throw new Error(`unknown operation ${op} (regex, list, stats, stats-counts, stats-cached)`);
+  }
+}
+
+const [root, op, arg] = process.argv.slice(2);
+if (!root || !op) throw new Error("usage: read-probe.js <queue root> <operation> [pattern]");
+process.stdout.write(`${JSON.stringify(await run(root, op, arg))}\n`);
