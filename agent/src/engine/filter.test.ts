@@ -226,7 +226,11 @@ describe("compileFilter: qmHandle's criteria", () => {
     assert.equal(envelopeOnly.matchesHead(JAPANESE.headBlock), true);
     assert.equal(envelopeOnly.matches(JAPANESE), true);
     const negated = compileFilter(
-      { criteria: [{ kind: "headerRegex", pattern: { source: "failure", caseInsensitive: false }, negate: true }] },
+      {
+        criteria: [
+          { kind: "headerRegex", pattern: { source: "failure", caseInsensitive: false }, negate: true },
+        ],
+      },
       NOW,
     );
     assert.equal(negated.matchesHead(PLAIN.headBlock), false);

@@ -8,9 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { type BuiltMessage, QueueBuilder } from "@qmfleet/test";
-// TODO(lead): import from "@qmfleet/test" once test/src/index.ts re-exports ./qmail-send/index.js
-import { type StandIn, startQmailSend } from "../../../test/src/qmail-send/index.js";
+import { type BuiltMessage, QueueBuilder, type StandIn, startQmailSend } from "@qmfleet/test";
 import { acquireAgentLock } from "./agent-lock.js";
 import { PurgeJournal, readJournals } from "./journal.js";
 import { type PurgeEnvironment, previewPurge, recoverPurges } from "./purge.js";

@@ -77,7 +77,8 @@ export function compilePattern(spec: PatternSpec): CompiledPattern {
       if (found) {
         const match = found[0] as unknown as Buffer;
         // An empty match after the last line break (^$, a?) is on no line at all.
-        const pastLastLine = found.index === text.length && (text.length === 0 || text[text.length - 1] === 0x0a);
+        const pastLastLine =
+          found.index === text.length && (text.length === 0 || text[text.length - 1] === 0x0a);
         return pastLastLine || match.includes(0x0a) || match.includes(0x0d) ? undefined : true;
       }
       // "foo$" misses "foo\r\n" in the buffer but matches the line "foo".

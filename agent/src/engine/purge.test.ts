@@ -7,15 +7,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { type BuiltMessage, QueueBuilder } from "@qmfleet/test";
-// TODO(lead): import from "@qmfleet/test" once test/src/index.ts re-exports ./qmail-send/index.js
 import {
+  type BuiltMessage,
   installQmailQueue,
+  QueueBuilder,
   type StandIn,
   type StandInOptions,
   startQmailSend,
   waitUntil,
-} from "../../../test/src/qmail-send/index.js";
+} from "@qmfleet/test";
 import { AgentLockBusyError } from "./agent-lock.js";
 import { AuditLog } from "./audit.js";
 import type { Filter, QueuedMessage } from "./model.js";

@@ -8,18 +8,17 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { QueueBuilder } from "@qmfleet/test";
-// TODO(lead): import from "@qmfleet/test" once test/src/index.ts re-exports ./qmail-send/index.js
 import {
   attachQmailSend,
   lockHolders,
   prepareQmailSend,
+  QueueBuilder,
   type StandIn,
   type StandInOptions,
   startQmailSend,
   startSupervise,
   waitUntil,
-} from "../../../test/src/qmail-send/index.js";
+} from "@qmfleet/test";
 import {
   alarmQmailSend,
   type ControlPlan,

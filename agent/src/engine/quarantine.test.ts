@@ -3,9 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { type BuiltMessage, QueueBuilder } from "@qmfleet/test";
-// TODO(lead): import from "@qmfleet/test" once test/src/index.ts re-exports ./qmail-send/index.js
-import { installQmailQueue } from "../../../test/src/qmail-send/index.js";
+import { type BuiltMessage, installQmailQueue, QueueBuilder } from "@qmfleet/test";
 import type { Recipient } from "./model.js";
 import { defaultQuarantineDir, Quarantine, QuarantineRefusedError } from "./quarantine.js";
 

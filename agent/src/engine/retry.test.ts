@@ -3,9 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { QueueBuilder } from "@qmfleet/test";
-// TODO(lead): import from "@qmfleet/test" once test/src/index.ts re-exports ./qmail-send/index.js
-import { startQmailSend, waitUntil } from "../../../test/src/qmail-send/index.js";
+import { QueueBuilder, startQmailSend, waitUntil } from "@qmfleet/test";
 import { detectLayout } from "./layout.js";
 import type { Filter } from "./model.js";
 import { retrySooner, sendNow } from "./retry.js";

@@ -4,9 +4,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { QueueBuilder, rebuildRealQueue } from "@qmfleet/test";
+import { compileFilter } from "./filter.js";
 import { detectLayout } from "./layout.js";
 import type { QueuedMessage } from "./model.js";
-import { compileFilter } from "./filter.js";
 import { type ScanCandidate, type ScanSelection, scanQueue, scanQueueSync } from "./scan.js";
 
 let tmp: string;
@@ -379,7 +379,8 @@ describe("scan with a selection (ScanOptions.select)", () => {
     const fx = rebuildRealQueue(freshRoot());
     const q = QueueBuilder.create(fx.root);
     for (let i = 0; i < 300; i++) {
-      const subject = i % 3 === 0 ? "failure notice" : i % 3 === 1 ? "=?UTF-8?Q?failure_notice?=" : `hello ${i}`;
+      const subject =
+        i % 3 === 0 ? "failure notice" : i % 3 === 1 ? "=?UTF-8?Q?failure_notice?=" : `hello ${i}`;
       q.add({ message: `Subject: ${subject}\n\nbody ${i}\n`, bounce: i % 5 === 0 ? "b\n" : undefined });
     }
     return { layout: detectLayout(fx.root), q };
@@ -398,7 +399,8 @@ describe("scan with a selection (ScanOptions.select)", () => {
     // Twice in workers: a worker loading re2 crashed the process when a second one started.
     for (let round = 0; round < 2; round++) {
       const inWorkers: QueuedMessage[] = [];
-      for await (const c of scanQueue(layout, { select: failureNotice, workers: 2 })) inWorkers.push(c.message);
+      for await (const c of scanQueue(layout, { select: failureNotice, workers: 2 }))
+        inWorkers.push(c.message);
       assert.deepEqual(inWorkers, expected);
     }
     q.close();
@@ -413,7 +415,9 @@ describe("scan with a selection (ScanOptions.select)", () => {
       return { found, reads: readCalls() - before };
     };
     const nothing: ScanSelection = {
-      filter: { criteria: [{ kind: "headerRegex", pattern: { source: "^X-Never:", caseInsensitive: false } }] },
+      filter: {
+        criteria: [{ kind: "headerRegex", pattern: { source: "^X-Never:", caseInsensitive: false } }],
+      },
       now: 0,
     };
     const everything: ScanSelection = { filter: { criteria: [{ kind: "all" }] }, now: 0 };

@@ -83,7 +83,11 @@ export function scanQueueSync(layout: QueueLayout, opts: ScanOptions = {}): Gene
   return walk(layout, opts, opts.select && compileSelection(opts.select));
 }
 
-function* walk(layout: QueueLayout, opts: ScanOptions, filter: CompiledFilter | undefined): Generator<ScanCandidate> {
+function* walk(
+  layout: QueueLayout,
+  opts: ScanOptions,
+  filter: CompiledFilter | undefined,
+): Generator<ScanCandidate> {
   const walker = walkerFor(layout, opts, filter);
   yield* opts.ids ? walker.some(opts.ids) : walker.all();
 }

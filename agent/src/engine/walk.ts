@@ -23,8 +23,23 @@ import * as fs from "node:fs";
 import { loadRouting, parseInfo, parseRecipients, parseTodo, type Routing } from "./envelope.js";
 import { FINGERPRINT_SPAN, fingerprintOf, type MessageHead, openNoAtime, readHead } from "./fingerprint.js";
 import { cutHeaderBlock, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
-import { isMessageName, messageFileNames, messagePaths, qmailHomeOf, queueAccessError, splitOf, todoDirs } from "./layout.js";
-import type { MessageHeaders, MessagePaths, MessageState, QueuedMessage, QueueLayout, Recipient } from "./model.js";
+import {
+  isMessageName,
+  messageFileNames,
+  messagePaths,
+  qmailHomeOf,
+  queueAccessError,
+  splitOf,
+  todoDirs,
+} from "./layout.js";
+import type {
+  MessageHeaders,
+  MessagePaths,
+  MessageState,
+  QueuedMessage,
+  QueueLayout,
+  Recipient,
+} from "./model.js";
 
 export interface WalkOptions {
   /** Decode From/To/Subject... and the client IP (default true). The head is read either way: it gives the fingerprint. */
@@ -217,7 +232,9 @@ export class Walker {
         if (splitOf(this.layout, id) !== n) continue;
         ids.push(id);
         flags.push(
-          (local.has(id) ? HAS_LOCAL : 0) | (remote.has(id) ? HAS_REMOTE : 0) | (bouncing.has(id) ? BOUNCING : 0),
+          (local.has(id) ? HAS_LOCAL : 0) |
+            (remote.has(id) ? HAS_REMOTE : 0) |
+            (bouncing.has(id) ? BOUNCING : 0),
         );
       }
       yield { ids, flags };
@@ -310,7 +327,13 @@ export class Walker {
         done: false,
       }),
     );
-    return this.candidate(head, { state, birthTime: file.mtime, sender: todo.sender, recipients, bouncing: false });
+    return this.candidate(head, {
+      state,
+      birthTime: file.mtime,
+      sender: todo.sender,
+      recipients,
+      bouncing: false,
+    });
   }
 
   private candidate({ id, paths, mess, cut }: ReadHead, envelope: Envelope): ScanCandidate | undefined {
@@ -388,4 +411,3 @@ interface Envelope {
 function exists(abs: string): boolean {
   return fs.lstatSync(abs, { throwIfNoEntry: false })?.isFile() ?? false;
 }
-

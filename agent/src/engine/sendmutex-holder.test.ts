@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { qmailSendState } from "./qmail-send-lock.js";
+import { findQmailSend } from "./qmail-send.js";
 
 // Holds an exclusive flock on the file like qmail-send holds lock/sendmutex, in its own process
 // (perl, so the lock holder's pid is the process we started), and says when it has it.
@@ -23,7 +23,7 @@ async function holdLock(file: string): Promise<ChildProcess> {
   return holder;
 }
 
-describe("qmailSendState", () => {
+describe("findQmailSend (lock/sendmutex holder from /proc/locks)", () => {
   let root: string;
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "qmfleet-sendmutex-"));
@@ -37,13 +37,13 @@ describe("qmailSendState", () => {
     await writeFile(join(root, "lock", "sendmutex"), "");
     const holder = await holdLock(join(root, "lock", "sendmutex"));
     try {
-      assert.deepEqual(await qmailSendState(root), { running: true, pid: holder.pid });
+      assert.equal(findQmailSend(root)?.pid, holder.pid);
     } finally {
       holder.kill("SIGTERM");
       await once(holder, "exit");
     }
     // The twin: the same file, nobody holding it.
-    assert.deepEqual(await qmailSendState(root), { running: false, pid: 0 });
+    assert.equal(findQmailSend(root), undefined);
   });
 
   it("is not fooled by a lock on another file", async () => {
@@ -51,7 +51,7 @@ describe("qmailSendState", () => {
     await writeFile(join(root, "lock", "other"), "");
     const holder = await holdLock(join(root, "lock", "other"));
     try {
-      assert.deepEqual(await qmailSendState(root), { running: false, pid: 0 });
+      assert.equal(findQmailSend(root), undefined);
     } finally {
       holder.kill("SIGTERM");
       await once(holder, "exit");
@@ -61,7 +61,7 @@ describe("qmailSendState", () => {
   it("reports not running when there is no sendmutex at all", async () => {
     const bare = await mkdtemp(join(tmpdir(), "qmfleet-nolock-"));
     try {
-      assert.deepEqual(await qmailSendState(bare), { running: false, pid: 0 });
+      assert.equal(findQmailSend(bare), undefined);
     } finally {
       await rm(bare, { recursive: true, force: true });
     }
