@@ -9,6 +9,17 @@ export { type HeaderField, listHeaderFields } from "./engine/headers.js";
 export { type DetectedLayout, detectLayout, QueueAccessError } from "./engine/layout.js";
 export type { MimePart } from "./engine/mime.js";
 export type * from "./engine/model.js";
+export type { PlanSummary, PurgeMode } from "./engine/plan.js";
+export {
+  type ExecuteRequest,
+  executePurge,
+  type PreviewRequest,
+  type PurgeEnvironment,
+  type PurgeReport,
+  previewPurge,
+} from "./engine/purge.js";
+export type { MessageOutcome, OutcomeKind } from "./engine/purge-target.js";
+export { DEFAULT_QMAIL_SEND_CONFIG, type QmailSendConfig } from "./engine/qmail-send.js";
 export {
   type ScanCandidate,
   type ScanOptions,

@@ -34,7 +34,24 @@ export {
   type TlsPaths,
 } from "./inventory.js";
 export { fleetMessages } from "./messages.js";
+export { loadPlans, PlanFileError, savePlans } from "./plan-file.js";
+export {
+  type ExecuteSettings,
+  type FleetExecuteOptions,
+  type FleetPreview,
+  type FleetPreviewOptions,
+  type FleetPurge,
+  fleetExecutePurge,
+  fleetPreviewPurge,
+  type HostPlan,
+  type HostPurge,
+  type PurgeHostState,
+  type PurgeTotals,
+  sumReports,
+} from "./purge.js";
+export { type FleetRestoreOptions, fleetQuarantine, fleetRestore, type RestoreTarget } from "./quarantine.js";
 export { type ReadMessageHandlers, readFleetMessage } from "./read-message.js";
+export { type FleetRetryOptions, fleetRetrySooner, fleetSendNow } from "./retry.js";
 export { type FleetStats, type FleetStatsOptions, fleetStats, sumStats } from "./stats.js";
 export {
   DIMENSIONS,

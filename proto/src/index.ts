@@ -5,3 +5,5 @@ export * from "./gen/qmfleet/v1/queue.js";
 export * from "./message-order.js";
 // qmHandle's flags to a Filter: shared by `qmfleet` and `qmfleet-agent local`.
 export * from "./qmhandle-flags.js";
+// Quoting for "the exact command to run" that previews print.
+export * from "./command-line.js";

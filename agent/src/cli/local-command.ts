@@ -3,26 +3,47 @@
 // (qmail-qread, byte for byte), --summary, --check, and qmHandle's selection flags through the
 // same table as `qmfleet` (@qmfleet/proto qmhandle-flags.ts).
 //
-// Selection flags narrow -l/-L/-R and --summary. Given without any of those, they ask for a
-// deletion, as in qmHandle; this version only previews it (--dry-run) and refuses otherwise,
-// deleting nothing. Actions run in the order given; with --json exactly one action runs and
-// prints exactly one JSON document.
+// Selection flags narrow -l/-L/-R, --summary and -t. Given without any of those, they ask for a
+// deletion, as in qmHandle, which is PREVIEWED unless --yes is given: what would go, the mode, and
+// the exact command that deletes it; --yes previews and executes that plan (local-purge.ts).
+// Actions run in the order given; with --json exactly one action runs and prints exactly one
+// JSON document.
 //
 // Values glue onto short flags as in qmHandle (-Sfoo, -m12345, -habcde.net), so -h is a
 // selection flag here and help is --help only.
-import { once } from "node:events";
-import { describeFilter, FILTER_FLAGS, type FilterFlagUse, filterFromFlags, parseSize } from "@qmfleet/proto";
+import {
+  describeFilter,
+  FILTER_FLAGS,
+  type FilterFlagUse,
+  filterFromFlags,
+  parseSize,
+  type Filter as WireFilter,
+} from "@qmfleet/proto";
 import { type Command, Option } from "commander";
 import { checkQueue } from "../engine/check.js";
 import { type CompiledFilter, compileFilter } from "../engine/filter.js";
 import { type DetectedLayout, detectLayout } from "../engine/layout.js";
-import type { Channel, QueuedMessage } from "../engine/model.js";
+import type { Channel, Filter, QueuedMessage } from "../engine/model.js";
+import type { PurgeEnvironment } from "../engine/purge.js";
 import { qmailQread } from "../engine/qread.js";
 import { type ScanCandidate, scanQueue } from "../engine/scan.js";
 import { MessageIdError, MessageNotFoundError, type OpenedMessage, openMessage } from "../engine/show.js";
 import { queueStats } from "../engine/stats.js";
 import { summarize } from "../engine/summarize.js";
 import { filterFromWire } from "../filter-wire.js";
+import { LocalUsageError, Output, OutputClosed } from "./local-output.js";
+import {
+  type ChangeContext,
+  type ChangeFlags,
+  checkDeletionFlags,
+  executeCommand,
+  executeDeletion,
+  modeText,
+  quarantineList,
+  restoreAction,
+  retryAction,
+  sendNowAction,
+} from "./local-purge.js";
 import {
   listingBlock,
   messageJson,
@@ -32,6 +53,7 @@ import {
   statsText,
   summaryText,
 } from "./local-views.js";
+import { addPurgeOptions, type PurgeFlags, purgeEnvironment } from "./purge-options.js";
 
 /** Exit status when --check found problems (documented in --help; errors are 1, from the bin). */
 export const EXIT_PROBLEMS_FOUND = 3;
@@ -43,9 +65,16 @@ type Action =
   | { kind: "qread" }
   | { kind: "summary" }
   | { kind: "check" }
-  | { kind: "delete" };
+  | { kind: "delete" }
+  | { kind: "retry"; pattern: string }
+  | { kind: "sendNow" }
+  | { kind: "quarantine" }
+  | { kind: "restore"; ids: string[] };
 
-interface LocalFlags {
+/** Actions that change the queue: they take --reason (for the audit log). */
+const CHANGES = new Set<Action["kind"]>(["delete", "retry", "sendNow", "restore"]);
+
+interface LocalFlags extends PurgeFlags, ChangeFlags {
   queue: string;
   json?: boolean;
   dryRun?: boolean;
@@ -55,37 +84,6 @@ interface LocalFlags {
   bodyCap: string;
 }
 
-/** A command line that cannot run; printed as is, exit status 1. */
-class LocalUsageError extends Error {}
-
-/** The reader went away (`local -l | head`): stop quietly, as Unix tools do. */
-class OutputClosed extends Error {}
-
-/** stdout with back-pressure: a listing of a million messages must not pile up in memory. */
-class Output {
-  private failure: NodeJS.ErrnoException | undefined;
-
-  constructor(private readonly stream: NodeJS.WritableStream) {
-    stream.on("error", (err: NodeJS.ErrnoException) => {
-      this.failure = err;
-    });
-  }
-
-  async write(text: string): Promise<void> {
-    this.raise();
-    if (!this.stream.write(text)) {
-      // once() rejects on "error", which the listener above has recorded: raise() reports it.
-      await Promise.race([once(this.stream, "drain"), once(this.stream, "close")]).catch(() => undefined);
-    }
-    this.raise();
-  }
-
-  private raise(): void {
-    if (this.failure?.code === "EPIPE") throw new OutputClosed();
-    if (this.failure) throw this.failure;
-  }
-}
-
 interface Run {
   flags: LocalFlags;
   layout: DetectedLayout;
@@ -93,11 +91,26 @@ interface Run {
   now: number;
   selection: FilterFlagUse[];
   bodyCap: number;
+  /** The command line as given, for the command a preview prints. */
+  argv: readonly string[];
+  /** Made on first use: only a change opens the audit log. */
+  env?: PurgeEnvironment;
 }
 
 /** Selection flags as an engine filter, through the wire Filter `qmfleet` sends: one mapping for both. */
 function compileSelection(uses: FilterFlagUse[], now: number, bodyCap: number): CompiledFilter {
   return compileFilter(filterFromWire(filterFromFlags(uses)), now, { bodyCapBytes: bodyCap });
+}
+
+/** Selection flags as the engine's filter, through the wire mapping `qmfleet` uses too. */
+function engineFilter(uses: FilterFlagUse[]): Filter {
+  const wire: WireFilter = filterFromFlags(uses);
+  return filterFromWire(wire);
+}
+
+function changeContext(run: Run, audit = true): ChangeContext {
+  run.env ??= purgeEnvironment(run.flags.queue, run.flags, { audit });
+  return { env: run.env, out: run.out, json: run.flags.json ?? false, flags: run.flags };
 }
 
 /** The selection (and -L/-R's channel) as a filter, undefined when there is nothing to select by. */
@@ -128,16 +141,14 @@ async function list(run: Run, channel: Channel | undefined): Promise<void> {
   if (flags.json) await out.write(`],"count":${count}}\n`);
 }
 
-/** The deletion the selection asks for, previewed: what would be deleted, nothing changed. */
+/** The deletion the selection asks for: executed with --yes, otherwise previewed (nothing changed). */
 async function deletion(run: Run): Promise<void> {
   const { out, flags } = run;
-  const filter = selectionFilter(run) as CompiledFilter;
   const description = describeFilter(filterFromFlags(run.selection));
-  if (!flags.dryRun) {
-    throw new LocalUsageError(
-      `refusing to delete: this version of \`local\` does not delete. The selection (${description}) asks for a deletion, as in qmHandle; add --dry-run to list what it selects. Nothing was changed.`,
-    );
-  }
+  if (flags.yes) return executeDeletion(changeContext(run), engineFilter(run.selection), description);
+  const filter = selectionFilter(run) as CompiledFilter;
+  const mode = modeText(run.layout.root, flags.stopped ?? false);
+  const command = executeCommand(run.argv);
   let count = 0;
   let bytes = 0;
   let beingWritten = 0;
@@ -157,12 +168,17 @@ async function deletion(run: Run): Promise<void> {
     bytes += message.size;
   }
   if (flags.json) {
-    await out.write(`],"count":${count},"bytes":${bytes},"skippedBeingWritten":${beingWritten}}\n`);
+    const tail = { count, bytes, skippedBeingWritten: beingWritten, mode: mode.mode, command };
+    await out.write(`],${JSON.stringify(tail).slice(1)}\n`);
   } else if (!flags.numbers) {
     // -N prints ids and nothing else, for scripts.
     const skipped =
       beingWritten > 0 ? `; ${beingWritten} still being written by qmail-queue, never deleted` : "";
-    await out.write(`Would delete ${count} messages (${bytes} bytes)${skipped}\n`);
+    await out.write(
+      `Would delete ${count} messages (${bytes} bytes)${skipped}\n` +
+        `Mode: ${mode.text}\n` +
+        `Nothing was deleted. To delete them:\n  ${command}\n`,
+    );
   }
 }
 
@@ -258,7 +274,24 @@ async function runAction(run: Run, action: Action): Promise<void> {
       return check(run);
     case "delete":
       return deletion(run);
+    case "retry":
+      return retryAction(
+        changeContext(run),
+        run.layout,
+        engineFilter(retrySelection(run.selection, action.pattern)),
+      );
+    case "sendNow":
+      return sendNowAction(changeContext(run), run.layout);
+    case "quarantine":
+      return quarantineList(changeContext(run, false));
+    case "restore":
+      return restoreAction(changeContext(run), action.ids);
   }
+}
+
+/** -tRE: qmHandle's recipient pattern, ANDed with the selection flags. */
+function retrySelection(selection: FilterFlagUse[], pattern: string): FilterFlagUse[] {
+  return [...selection, { flag: "recipient", value: pattern }];
 }
 
 /**
@@ -277,18 +310,43 @@ function plan(given: Action[], flags: LocalFlags, selection: FilterFlagUse[]): A
     for (const id of action.ids) if (!showIds.includes(id)) showIds.push(id);
   }
   if (selection.length > 0) {
-    if (planned.some((a) => a.kind !== "list" && a.kind !== "summary")) {
+    if (planned.some((a) => a.kind !== "list" && a.kind !== "summary" && a.kind !== "retry")) {
       throw new LocalUsageError(
-        "selection flags narrow -l, -L, -R and --summary (alone, they ask for a deletion): run -s, -m, --qread and --check without them",
+        "selection flags narrow -l, -L, -R, --summary and -t (alone, they ask for a deletion): run -s, -m, --qread, --check, -a, --quarantine and --restore without them",
       );
     }
     if (planned.length === 0) planned.push({ kind: "delete" });
   }
-  if (flags.dryRun && !planned.some((a) => a.kind === "delete")) {
+  const deleting = planned.some((a) => a.kind === "delete");
+  if (flags.dryRun && !deleting) {
     throw new LocalUsageError(
       "--dry-run previews a deletion: give selection flags alone (e.g. -S'failure notice'; -D selects all)",
     );
   }
+  if (flags.yes && !deleting) {
+    throw new LocalUsageError(
+      "--yes confirms a deletion: give selection flags alone (e.g. -S'failure notice'; -D selects all)",
+    );
+  }
+  if (flags.yes && flags.dryRun) {
+    throw new LocalUsageError("--yes deletes and --dry-run only previews: give one or the other");
+  }
+  const onlyForDeletion = [
+    ["--stopped", flags.stopped],
+    ["--no-quarantine", flags.noQuarantine],
+    ["--no-flush", flags.flush === false],
+    ["--retire-timeout", flags.retireTimeout !== undefined],
+  ] as const;
+  for (const [flag, given] of onlyForDeletion) {
+    if (given && !deleting) throw new LocalUsageError(`${flag} shapes a deletion: give it with selection flags alone`);
+  }
+  if (flags.reason !== undefined && !planned.some((a) => CHANGES.has(a.kind))) {
+    throw new LocalUsageError("--reason explains a change (a deletion, -t, -a or --restore) in the audit log");
+  }
+  if (flags.allRecipients && !planned.some((a) => a.kind === "restore")) {
+    throw new LocalUsageError("--all-recipients goes with --restore");
+  }
+  if (deleting && flags.yes) checkDeletionFlags(flags);
   if (planned.length === 0) {
     throw new LocalUsageError(
       "nothing to do: give an action such as -l, -s, -m<id>, --qread, --summary or --check (see --help)",
@@ -303,19 +361,30 @@ function plan(given: Action[], flags: LocalFlags, selection: FilterFlagUse[]): A
 }
 
 const EPILOGUE = `
-Selection flags narrow -l, -L, -R and --summary. Given alone they ask for a deletion, as in
-qmHandle; this version previews it with --dry-run and deletes nothing. Criteria are ANDed
-(qmHandle ORs separate flags); several -d ids are ORed. Every selection flag but -D has a
---not-<name> form, e.g. --not-sender '<>'.
+Selection flags narrow -l, -L, -R, --summary and -t. Given alone they ask for a deletion, as in
+qmHandle, which is only PREVIEWED: what would be deleted, the mode, and the exact command that
+deletes it. Add --yes (and --reason, for the audit log) to delete: the selection is previewed
+again and exactly that plan is executed, each message re-checked at the moment of change.
+Criteria are ANDed (qmHandle ORs separate flags); several -d ids are ORed. Every selection flag
+but -D has a --not-<name> form, e.g. --not-sender '<>'.
+
+Modes: live (qmail-send keeps running, no downtime: the message's recipients are marked done
+and qmail-send retires it) while qmail-send runs; stopped (qmail-send is stopped, the files
+removed in qmail's order, qmail-send started again) with --stopped, or when it is not running
+(then it is not started). Purged messages are kept in the quarantine unless --no-quarantine:
+--quarantine lists them, --restore ID puts one back through qmail-queue.
 
 Exit status:
   0  done
   1  usage error, or the queue could not be read (nothing was changed)
   3  --check found problems
+  4  a purge or restore left something undone (failed messages, qmail-send trouble: see the report)
 
 Examples:
   qmfleet-agent local -l
-  qmfleet-agent local -S'failure notice' --dry-run
+  qmfleet-agent local -S'failure notice'
+  qmfleet-agent local -S'failure notice' --yes --reason 'bounce storm INC-1234'
+  qmfleet-agent local -t'@slow\\.example$'
   qmfleet-agent local --summary --older-than 1h --json`;
 
 /** Registers `local` on the qmfleet-agent program. */
@@ -338,9 +407,21 @@ export function registerLocalCommand(program: Command): void {
     .option("--summary", "top senders, recipient domains, subjects, client IPs, and a qshape table")
     .option("--top <n>", "groups shown per dimension in --summary", "20")
     .option("--check", "report queue inconsistencies (changes nothing)")
-    .option("--dry-run", "list what the selection flags would delete, delete nothing")
+    .option("--dry-run", "list what the selection flags would delete, delete nothing (the default)")
+    .option("--yes", "delete what the selection flags select: preview, then execute exactly that plan")
+    .option("--reason <text>", "why, for the audit log (required with --yes)")
+    .option("--stopped", "stopped mode: stop qmail-send, remove the files, start it again")
+    .option("--no-quarantine", "delete for good instead of keeping each message in the quarantine")
+    .option("--no-flush", "live mode: send qmail-send no ALRM; messages retire at their own next retry")
+    .option("--retire-timeout <seconds>", "live mode: how long to wait for qmail-send to retire them (default 60)")
+    .option("-t, --retry <RE>", "retry sooner the messages with a recipient matching RE (qmHandle -t)")
+    .option("-a, --send-now", "send ALRM to qmail-send: retry every queued message now (qmHandle -a)")
+    .option("--quarantine", "list the messages purges kept")
+    .option("--restore <ids>", "put quarantined messages back through qmail-queue (comma-separated ids)")
+    .option("--all-recipients", "with --restore: to every recipient, also those already delivered")
     .option("--body-cap <size>", "body bytes read per message for -b/-B and -m", "1M")
     .option("--json", "print one JSON document");
+  addPurgeOptions(command);
   for (const spec of FILTER_FLAGS) {
     const value = spec.valueName ? ` <${spec.valueName}>` : "";
     const flags = `${spec.short ? `-${spec.short}, ` : ""}--${spec.long}${value}`;
@@ -366,9 +447,21 @@ export function registerLocalCommand(program: Command): void {
   command.on("option:qread", () => actions.push({ kind: "qread" }));
   command.on("option:summary", () => actions.push({ kind: "summary" }));
   command.on("option:check", () => actions.push({ kind: "check" }));
+  command.on("option:retry", (pattern: string) => actions.push({ kind: "retry", pattern }));
+  command.on("option:send-now", () => actions.push({ kind: "sendNow" }));
+  command.on("option:quarantine", () => actions.push({ kind: "quarantine" }));
+  command.on("option:restore", (ids: string) =>
+    actions.push({ kind: "restore", ids: ids.split(",").map((id) => id.trim()).filter((id) => id !== "") }),
+  );
+  // --quarantine (the listing) and --no-quarantine share commander's attribute: tell them apart here.
+  let noQuarantine = false;
+  command.on("option:no-quarantine", () => {
+    noQuarantine = true;
+  });
   command.addHelpText("after", EPILOGUE);
   // Errors propagate to the bin, which prints the message and sets exit status 1.
   command.action(async (flags: LocalFlags) => {
+    flags.noQuarantine = noQuarantine;
     const planned = plan(actions, flags, selection);
     const bodyCap = parseSize(flags.bodyCap);
     if (bodyCap === undefined || bodyCap === 0) {
@@ -377,6 +470,9 @@ export function registerLocalCommand(program: Command): void {
     const now = Math.floor(Date.now() / 1000);
     // Before reading anything: a bad pattern is an error, not "0 messages".
     if (selection.length > 0) compileSelection(selection, now, bodyCap);
+    for (const action of planned) {
+      if (action.kind === "retry") compileSelection(retrySelection(selection, action.pattern), now, bodyCap);
+    }
     const run: Run = {
       flags,
       // Once, before any output: an unreadable queue is an error, never an empty listing.
@@ -385,6 +481,7 @@ export function registerLocalCommand(program: Command): void {
       now,
       selection,
       bodyCap,
+      argv: process.argv.slice(2),
     };
     try {
       for (const action of planned) await runAction(run, action);

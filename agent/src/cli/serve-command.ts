@@ -2,12 +2,14 @@
 
 import type { Command } from "commander";
 import { detectLayout } from "../engine/layout.js";
+import { recoverPurges } from "../engine/purge.js";
 import { parseRoleMapping, type Role } from "../server/roles.js";
 import { toRpcError } from "../server/rpc-error.js";
 import { startAgentServer } from "../server/server.js";
 import type { TlsFiles } from "../server/tls.js";
+import { addPurgeOptions, type PurgeFlags, purgeEnvironment } from "./purge-options.js";
 
-interface ServeFlags {
+interface ServeFlags extends PurgeFlags {
   queue: string;
   listen: string;
   tlsCa?: string;
@@ -44,10 +46,20 @@ async function serve(flags: ServeFlags): Promise<void> {
   }
   const tls = tlsFiles(flags);
   const roleMap = new Map<string, Role>(flags.role.map(parseRoleMapping));
+  const purge = purgeEnvironment(flags.queue, flags);
+  // Before serving: a purge a killed agent left midway may have left qmail-send stopped.
+  for (const r of await recoverPurges(purge)) {
+    log(
+      `recovered plan ${r.planId} on ${r.queueRoot}, interrupted (agent pid ${r.agentPid}, started ${r.startedAt}, last step ${r.lastEvent}): ` +
+        `${r.removed.length} messages had been removed, ${r.failed.length} failed; ${r.qmailSend}` +
+        (r.resolved ? "" : " (will try again at the next start)"),
+    );
+  }
   const server = await startAgentServer({
     queueRoot: flags.queue,
     listen: flags.listen,
     roleMap,
+    purge,
     ...(tls ? { tls } : {}),
     ...(flags.insecureLoopback ? { insecureLoopback: true } : {}),
     ...(flags.hostname ? { hostname: flags.hostname } : {}),
@@ -71,7 +83,12 @@ async function serve(flags: ServeFlags): Promise<void> {
       process.exit(1);
     }
     log(`${signal}: stopping, letting calls in flight finish (up to ${graceSeconds}s)`);
+    const changes = server.config.changes.count;
+    if (changes > 0) {
+      log(`waiting for ${changes} change(s) to the queue in progress to end (${signal} again to exit now)`);
+    }
     server.shutdown(graceSeconds * 1000).then(() => {
+      purge.audit?.close();
       log("stopped");
       process.exit(0);
     });
@@ -87,12 +104,17 @@ Clients must present a certificate signed by --tls-ca. Its role decides what it 
 The role is the certificate's OU (OU=read or OU=admin), unless --role maps its CN. A certificate
 with neither is refused (PERMISSION_DENIED). Every call must carry a deadline.
 
+Every change is written to the audit log: who (the client certificate's CN), why (the reason
+given), the filter, the plan, each message's outcome, qmail-send's downtime. At start the agent
+looks for purges a killed agent left midway and starts qmail-send again if one had stopped it.
+On SIGTERM it waits for purges in progress to end.
+
 Example:
   qmfleet-agent serve --queue /var/qmail/queue --listen 0.0.0.0:7001 \\
     --tls-ca /etc/qmfleet/ca.crt --tls-cert /etc/qmfleet/agent.crt --tls-key /etc/qmfleet/agent.key`;
 
 export function registerServeCommand(program: Command): void {
-  program
+  const command = program
     .command("serve")
     .description("serve this host's qmail queue to qmfleet controllers over gRPC with mutual TLS")
     .option("--queue <dir>", "queue root", "/var/qmail/queue")
@@ -111,7 +133,6 @@ export function registerServeCommand(program: Command): void {
       [],
     )
     .option("--hostname <name>", "host name reported to controllers (default: this machine's)")
-    .option("--shutdown-grace <seconds>", "on SIGTERM/SIGINT, how long calls in flight may finish", "10")
-    .addHelpText("after", SERVE_HELP)
-    .action(serve);
+    .option("--shutdown-grace <seconds>", "on SIGTERM/SIGINT, how long calls in flight may finish", "10");
+  addPurgeOptions(command).addHelpText("after", SERVE_HELP).action(serve);
 }

@@ -5,15 +5,14 @@
 // head before any envelope file is opened.
 //
 // Measured on the project's 2-core VM, 100,000 messages of the mixed queue, warm cache: ~10
-// syscalls a message at 2-8 us each and ~10 us of header decoding and hashing make a
-// single-thread walk 5-8 s; see bench/README.md for the figures of the worker scan.
+// syscalls a message (3 opens at ~10 us each, the rest 2-4 us) and ~15 us of header decoding
+// and hashing make a listing 5.5-8 s, 70% of it in the kernel; see bench/README.md.
 
-import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { type CompiledFilter, compileFilter, type FilterOptions } from "./filter.js";
-import { messageFileNames, QueueAccessError } from "./layout.js";
+import { QueueAccessError } from "./layout.js";
 import type { Filter, QueueLayout } from "./model.js";
 import {
   unpackCandidates,
@@ -44,9 +43,13 @@ export interface ScanOptions extends Omit<WalkOptions, "headTest" | "accept"> {
    */
   select?: ScanSelection;
   /**
-   * scanQueue only: worker threads reading the messages (0 = in-thread). Default: 2 for a full
-   * scan of a queue of WORKER_THRESHOLD messages or more, on 2 or more cores. Scans by ids,
-   * with a prefilter or a custom routing always run in-thread.
+   * scanQueue only: worker threads reading the messages. Default 0, in this thread: on the
+   * project's 2-core VM two workers listed 100,000 messages no faster than one thread (5.5-5.9 s
+   * against 5.7 s with the machine idle, slower under load) for twice the CPU time and twice the
+   * memory, because opening files there does not scale across CPUs (two threads opening
+   * different files took the wall time of one thread opening them all). On a host where it
+   * does, 2 can halve a full scan. Scans by ids, with a prefilter or a custom routing always
+   * run in-thread.
    */
   workers?: number;
 }
@@ -118,15 +121,8 @@ export async function* paced<T>(items: Iterable<T>): AsyncGenerator<T> {
   }
 }
 
-/** Queues smaller than this are scanned in-thread: starting workers costs more than it saves. */
-export const WORKER_THRESHOLD = 20_000;
-
-function workersFor(layout: QueueLayout, opts: ScanOptions): number {
-  if (opts.workers !== undefined) return opts.ids || opts.prefilter || opts.routing ? 0 : opts.workers;
-  if (opts.ids || opts.prefilter || opts.routing || os.availableParallelism() < 2) return 0;
-  // info/0 holds about 1/split of the preprocessed messages: one short listing to decide.
-  const estimate = messageFileNames(`${layout.root}/info/0`).length * layout.split;
-  return estimate >= WORKER_THRESHOLD ? 2 : 0;
+function workersFor(opts: ScanOptions): number {
+  return opts.ids || opts.prefilter || opts.routing ? 0 : (opts.workers ?? 0);
 }
 
 /**
@@ -135,9 +131,13 @@ function workersFor(layout: QueueLayout, opts: ScanOptions): number {
  * so such a worker registers tsx itself before importing the script.
  */
 function startWorker(script: URL, job: WorkerJob): Worker {
-  if (!script.pathname.endsWith(".ts")) return new Worker(script, { workerData: job });
+  // A worker holds a few chunks at a time (~1 MB): small heaps make V8 collect early instead
+  // of growing each worker's heap to its default size (measured: 220 MB peak RSS for a
+  // 100,000-message listing with default limits).
+  const resourceLimits = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 };
+  if (!script.pathname.endsWith(".ts")) return new Worker(script, { workerData: job, resourceLimits });
   const boot = `import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: job });
+  return new Worker(boot, { eval: true, workerData: job, resourceLimits });
 }
 
 /** Ids per chunk: a message then costs ~1 us of messaging, and both threads stay busy in turn. */
@@ -252,6 +252,6 @@ async function* scanInWorkers(
 export function scanQueue(layout: QueueLayout, opts: ScanOptions = {}): AsyncGenerator<ScanCandidate> {
   // Compiled here first, so that a bad filter fails before anything is read.
   const filter = opts.select && compileSelection(opts.select);
-  const workers = workersFor(layout, opts);
+  const workers = workersFor(opts);
   return workers > 0 ? scanInWorkers(layout, opts, workers, filter) : paced(walk(layout, opts, filter));
 }

@@ -236,6 +236,7 @@ describe("read RPCs", () => {
         agent: server.config,
         role: "read",
         peer: "test",
+        caller: "test",
         signal: abort.signal,
         deadline: new Date(Date.now() + 20_000),
       };

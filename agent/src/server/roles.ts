@@ -45,6 +45,11 @@ export function describePeer(cert: PeerCertificate): string {
   return parts.length > 0 ? parts.join(",") : `serial ${cert.serialNumber}`;
 }
 
+/** The certificate's (first) CN: who acts, in the audit log. */
+export function commonName(cert: PeerCertificate): string | undefined {
+  return values(cert.subject?.CN)[0];
+}
+
 // Node gives a repeated RDN (two OUs) as an array.
 function values(field: string | string[] | undefined): string[] {
   if (field === undefined) {

@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
+import { AgentLockBusyError } from "../engine/agent-lock.js";
 import { FilterError } from "../engine/filter.js";
 import { QueueAccessError, queueAccessError } from "../engine/layout.js";
+import { PlanError } from "../engine/plan.js";
+import { QmailSendControlError } from "../engine/qmail-send.js";
+import { QuarantineRefusedError } from "../engine/quarantine.js";
 import { FingerprintMismatchError, MessageIdError, MessageNotFoundError } from "../engine/show.js";
 import { RpcError, toRpcError } from "./rpc-error.js";
 
@@ -25,6 +29,10 @@ describe("toRpcError", () => {
         new FingerprintMismatchError("message 7 is not the message you listed", "9:ab"),
         status.FAILED_PRECONDITION,
       ],
+      [new PlanError("plan 0a is unknown, expired or already executed"), status.FAILED_PRECONDITION],
+      [new QuarantineRefusedError("refusing to quarantine: 2% space free"), status.FAILED_PRECONDITION],
+      [new QmailSendControlError("cannot stop qmail-send (pid 9)", []), status.FAILED_PRECONDITION],
+      [new AgentLockBusyError("/state/locks/q.lock", undefined), status.ABORTED],
     ];
     for (const [error, code] of cases) {
       const mapped = toRpcError(error);

@@ -3,8 +3,12 @@
 // the file system, a bug) goes through toRpcError so the caller never sees a bare "Internal".
 
 import { status } from "@grpc/grpc-js";
+import { AgentLockBusyError } from "../engine/agent-lock.js";
 import { FilterError } from "../engine/filter.js";
 import { QueueAccessError } from "../engine/layout.js";
+import { PlanError } from "../engine/plan.js";
+import { QmailSendControlError } from "../engine/qmail-send.js";
+import { QuarantineRefusedError } from "../engine/quarantine.js";
 import { FingerprintMismatchError, MessageIdError, MessageNotFoundError } from "../engine/show.js";
 
 export class RpcError extends Error {
@@ -35,6 +39,19 @@ export function toRpcError(error: unknown): RpcError {
   }
   // The id names another message than the one the caller listed (inode reuse).
   if (error instanceof FingerprintMismatchError) {
+    return new RpcError(status.FAILED_PRECONDITION, error.message);
+  }
+  // Another purge, restore or retry holds this queue: try again once it is over.
+  if (error instanceof AgentLockBusyError) {
+    return new RpcError(status.ABORTED, error.message);
+  }
+  // A plan unknown, expired, for another queue or already run; quarantine refused; qmail-send
+  // that cannot be stopped or started: nothing was changed, and the message says what to do.
+  if (
+    error instanceof PlanError ||
+    error instanceof QuarantineRefusedError ||
+    error instanceof QmailSendControlError
+  ) {
     return new RpcError(status.FAILED_PRECONDITION, error.message);
   }
   // The engine's own errors already name the path and the fix.

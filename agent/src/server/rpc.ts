@@ -10,7 +10,9 @@ import {
   type ServerUnaryCall,
   status,
 } from "@grpc/grpc-js";
-import { describePeer, type Role, type RoleMap, roleAllows, roleOfCertificate } from "./roles.js";
+import type { PurgeEnvironment } from "../engine/purge.js";
+import type { ChangesInFlight } from "./changes.js";
+import { commonName, describePeer, type Role, type RoleMap, roleAllows, roleOfCertificate } from "./roles.js";
 import { RpcError, toRpcError } from "./rpc-error.js";
 
 // What unary and streaming calls have in common (grpc-js does not export ServerSurfaceCall).
@@ -28,6 +30,13 @@ export interface AgentConfig {
    * every caller gets this role. The serve command grants "read" only.
    */
   insecureRole?: Role;
+  /**
+   * Where and how this agent changes its queue (state directory, audit log, quarantine,
+   * qmail-send control). Absent: the changing RPCs answer FAILED_PRECONDITION.
+   */
+  purge?: PurgeEnvironment;
+  /** Purges, restores and retries running now: a shutdown waits for them. */
+  changes: ChangesInFlight;
 }
 
 /** What one call knows about itself. */
@@ -36,6 +45,8 @@ export interface CallContext {
   role: Role;
   /** The caller, for messages and logs: "certificate CN=...,OU=...", or "plaintext client ADDRESS". */
   peer: string;
+  /** Who is acting, for the audit log: the client certificate's CN (else the peer). */
+  caller: string;
   /** Aborted when the client cancels or its deadline passes: long work must stop then. */
   signal: AbortSignal;
   deadline: Date;
@@ -52,20 +63,31 @@ export interface StreamRpc<Req, Res> {
   handle(request: Req, ctx: CallContext, send: (response: Res) => Promise<void>): Promise<void>;
 }
 
-function authenticate(call: ServerSurfaceCall, agent: AgentConfig): { role: Role | undefined; peer: string } {
+interface Caller {
+  role: Role | undefined;
+  peer: string;
+  caller: string;
+}
+
+function authenticate(call: ServerSurfaceCall, agent: AgentConfig): Caller {
   const cert = call.getAuthContext().sslPeerCertificate;
   // Node reports "no certificate" as an empty object.
   if (cert?.subject === undefined) {
     if (agent.insecureRole) {
-      return { role: agent.insecureRole, peer: `plaintext client ${call.getPeer()}` };
+      const peer = `plaintext client ${call.getPeer()}`;
+      return { role: agent.insecureRole, peer, caller: peer };
     }
     throw new RpcError(status.UNAUTHENTICATED, "no client certificate: the agent requires mutual TLS");
   }
-  return { role: roleOfCertificate(cert, agent.roleMap), peer: `certificate ${describePeer(cert)}` };
+  return {
+    role: roleOfCertificate(cert, agent.roleMap),
+    peer: `certificate ${describePeer(cert)}`,
+    caller: commonName(cert) ?? describePeer(cert),
+  };
 }
 
 function openCall(call: ServerSurfaceCall, agent: AgentConfig, needed: Role, method: string): CallContext {
-  const { role, peer } = authenticate(call, agent);
+  const { role, peer, caller } = authenticate(call, agent);
   if (role === undefined) {
     throw new RpcError(
       status.PERMISSION_DENIED,
@@ -89,7 +111,7 @@ function openCall(call: ServerSurfaceCall, agent: AgentConfig, needed: Role, met
   } else {
     call.once("cancelled", () => abort.abort());
   }
-  return { agent, role, peer, signal: abort.signal, deadline: new Date(deadlineMs) };
+  return { agent, role, peer, caller, signal: abort.signal, deadline: new Date(deadlineMs) };
 }
 
 export function adaptUnary<Req, Res>(

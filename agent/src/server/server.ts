@@ -5,6 +5,8 @@ import { hostname as osHostname } from "node:os";
 import { resolve } from "node:path";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { AgentServiceService } from "@qmfleet/proto";
+import type { PurgeEnvironment } from "../engine/purge.js";
+import { ChangesInFlight } from "./changes.js";
 import { formatListenAddress, isLoopbackHost, parseListenAddress } from "./listen-address.js";
 import type { RoleMap } from "./roles.js";
 import type { AgentConfig } from "./rpc.js";
@@ -22,6 +24,11 @@ export interface AgentServerOptions {
   roleMap?: RoleMap;
   /** Reported in GetAgentInfo and queue ids; defaults to os.hostname(). */
   hostname?: string;
+  /**
+   * What purges, restores and retries need (state directory, audit log, quarantine, qmail-send
+   * control); its queue root and host name are the server's. Absent: those RPCs are refused.
+   */
+  purge?: Omit<PurgeEnvironment, "queueRoot" | "hostname">;
 }
 
 export interface AgentServer {
@@ -30,7 +37,9 @@ export interface AgentServer {
   port: number;
   config: AgentConfig;
   /**
-   * Stops accepting calls, lets calls in flight finish for up to graceMs, then cancels the rest.
+   * Stops accepting calls, lets calls in flight finish for up to graceMs, then cancels the rest;
+   * resolves once the changes to the queue in progress (purges, restores) have ended, however
+   * long they take: one cut short could leave qmail-send stopped.
    */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -71,12 +80,16 @@ function bind(server: Server, address: string, credentials: ServerCredentials): 
 export async function startAgentServer(options: AgentServerOptions): Promise<AgentServer> {
   const listen = parseListenAddress(options.listen);
   const credentials = await credentialsFor(options, listen.host);
+  const queueRoot = resolve(options.queueRoot);
+  const hostname = options.hostname ?? osHostname();
   const config: AgentConfig = {
-    queueRoot: resolve(options.queueRoot),
-    hostname: options.hostname ?? osHostname(),
+    queueRoot,
+    hostname,
     version: AGENT_VERSION,
     roleMap: options.roleMap ?? new Map(),
+    changes: new ChangesInFlight(),
     ...(options.insecureLoopback ? { insecureRole: "read" as const } : {}),
+    ...(options.purge ? { purge: { ...options.purge, queueRoot, hostname } } : {}),
   };
   const server = new Server();
   server.addService(AgentServiceService, agentService(config));
@@ -94,7 +107,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         clearTimeout(force);
         done();
       });
-    });
+    }).then(() => config.changes.settled());
     return stopping;
   };
   return { address, port, config, shutdown };

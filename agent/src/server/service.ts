@@ -1,13 +1,18 @@
 // The AgentService: one entry per RPC of qmfleet/v1/agent.proto, each a small handler module
-// with the role it needs. An RPC not served yet answers UNIMPLEMENTED, after the role check.
+// with the role it needs (roles.ts).
 
 import { type AgentServiceServer, AgentServiceService } from "@qmfleet/proto";
 import { checkQueue } from "./handlers/check-queue.js";
+import { executePurge } from "./handlers/execute-purge.js";
 import { getAgentInfo } from "./handlers/get-agent-info.js";
 import { getStats } from "./handlers/get-stats.js";
 import { listMessages } from "./handlers/list-messages.js";
-import { notYetImplemented } from "./handlers/not-yet-implemented.js";
+import { listQuarantine } from "./handlers/list-quarantine.js";
+import { previewPurge } from "./handlers/preview-purge.js";
 import { readMessage } from "./handlers/read-message.js";
+import { restoreQuarantine } from "./handlers/restore-quarantine.js";
+import { retrySooner } from "./handlers/retry-sooner.js";
+import { sendNow } from "./handlers/send-now.js";
 import { summarize } from "./handlers/summarize.js";
 import { type AgentConfig, adaptStream, adaptUnary, type StreamRpc, type UnaryRpc } from "./rpc.js";
 
@@ -30,13 +35,13 @@ export const AGENT_RPCS: RpcTable = {
   summarize,
   readMessage,
   checkQueue,
-  listQuarantine: notYetImplemented("ListQuarantine", "read"),
+  listQuarantine,
   // A preview creates the plan a destructive call executes: it is the first half of a purge.
-  previewPurge: notYetImplemented("PreviewPurge", "admin"),
-  executePurge: notYetImplemented("ExecutePurge", "admin"),
-  retrySooner: notYetImplemented("RetrySooner", "admin"),
-  sendNow: notYetImplemented("SendNow", "admin"),
-  restoreQuarantine: notYetImplemented("RestoreQuarantine", "admin"),
+  previewPurge,
+  executePurge,
+  retrySooner,
+  sendNow,
+  restoreQuarantine,
 };
 
 /** The grpc-js implementation of AgentService for one agent. */

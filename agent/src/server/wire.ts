@@ -7,12 +7,23 @@ import {
   type SummarizeResponse,
   Channel as WireChannel,
   GroupBy as WireGroupBy,
+  type MessageOutcome as WireMessageOutcome,
+  Outcome as WireOutcome,
+  type PlanSummary as WirePlanSummary,
+  PurgeMode as WirePurgeMode,
+  type PurgeReport as WirePurgeReport,
+  type QuarantineEntry as WireQuarantineEntry,
   type QueueProblem as WireQueueProblem,
   type QueueStats as WireQueueStats,
+  type Recipient as WireRecipient,
   MessageState as WireState,
 } from "@qmfleet/proto";
 import type { QueueProblem } from "../engine/check.js";
-import type { Channel, MessageState, QueuedMessage, QueueStats } from "../engine/model.js";
+import type { Channel, MessageState, QueuedMessage, QueueStats, Recipient } from "../engine/model.js";
+import type { PlanSummary, PurgeMode } from "../engine/plan.js";
+import type { PurgeReport } from "../engine/purge.js";
+import type { MessageOutcome, OutcomeKind } from "../engine/purge-target.js";
+import type { QuarantineEntry } from "../engine/quarantine.js";
 import type { OpenedMessage } from "../engine/show.js";
 import type { GroupBy, Summary } from "../engine/summarize.js";
 
@@ -43,6 +54,10 @@ const STATE: Record<MessageState, WireState> = {
   "being-written": WireState.MESSAGE_STATE_BEING_WRITTEN,
 };
 
+function recipientToWire(r: Recipient): WireRecipient {
+  return { channel: CHANNEL[r.channel], address: r.address, storedAddress: r.stored, done: r.done };
+}
+
 export function messageToWire(m: QueuedMessage): MessageSummary {
   return {
     ref: { id: m.id, fingerprint: m.fingerprint },
@@ -50,12 +65,7 @@ export function messageToWire(m: QueuedMessage): MessageSummary {
     birthTimeUnix: m.birthTime,
     size: m.size,
     sender: m.sender,
-    recipients: m.recipients.map((r) => ({
-      channel: CHANNEL[r.channel],
-      address: r.address,
-      storedAddress: r.stored,
-      done: r.done,
-    })),
+    recipients: m.recipients.map(recipientToWire),
     headers: { ...m.headers },
     clientIp: m.clientIp,
     bouncing: m.bouncing,
@@ -121,5 +131,83 @@ export function detailToWire(opened: OpenedMessage, previewChars: number): Messa
       size: p.size,
     })),
     textPreview: text.length > previewChars ? text.slice(0, cut) : text,
+  };
+}
+
+const MODE: Record<PurgeMode, WirePurgeMode> = {
+  live: WirePurgeMode.PURGE_MODE_LIVE,
+  stopped: WirePurgeMode.PURGE_MODE_STOPPED,
+};
+
+/** The mode a preview asks for; "auto" for UNSPECIFIED, undefined for a number that names no mode. */
+export function purgeModeFromWire(mode: WirePurgeMode): PurgeMode | "auto" | undefined {
+  if (mode === WirePurgeMode.PURGE_MODE_UNSPECIFIED) return "auto";
+  return (Object.keys(MODE) as PurgeMode[]).find((m) => MODE[m] === mode);
+}
+
+export function planSummaryToWire(plan: PlanSummary): WirePlanSummary {
+  return {
+    planId: plan.planId,
+    expiresUnix: plan.expiresAt,
+    queueId: plan.queueId,
+    mode: MODE[plan.mode],
+    matched: plan.matched,
+    bytes: plan.bytes,
+    sample: plan.sample.map(messageToWire),
+    todo: plan.todo,
+    quarantine: plan.quarantine,
+    beingWrittenSkipped: plan.beingWrittenSkipped,
+  };
+}
+
+const OUTCOME: Record<OutcomeKind, WireOutcome> = {
+  neutralized: WireOutcome.OUTCOME_NEUTRALIZED,
+  retired: WireOutcome.OUTCOME_RETIRED,
+  removed: WireOutcome.OUTCOME_REMOVED,
+  skipped_changed: WireOutcome.OUTCOME_SKIPPED_CHANGED,
+  gone: WireOutcome.OUTCOME_GONE,
+  failed: WireOutcome.OUTCOME_FAILED,
+};
+
+export function outcomeToWire(o: MessageOutcome): WireMessageOutcome {
+  return {
+    ref: { id: o.id, fingerprint: o.fingerprint },
+    outcome: OUTCOME[o.outcome],
+    error: o.error ?? "",
+    touched: [...o.touched],
+    quarantineId: o.quarantineId ?? "",
+  };
+}
+
+export function purgeReportToWire(r: PurgeReport): WirePurgeReport {
+  return {
+    planId: r.planId,
+    mode: MODE[r.mode],
+    purged: r.purged,
+    retired: r.retired,
+    skippedChanged: r.skippedChanged,
+    gone: r.gone,
+    failed: r.failed,
+    downtimeMs: r.downtimeMs,
+    qmailSendRestarted: r.qmailSendRestarted,
+    awaitingRetirement: r.awaitingRetirement,
+    notProcessed: r.notProcessed,
+    error: r.error ?? "",
+    notes: [...r.notes],
+  };
+}
+
+export function quarantineEntryToWire(e: QuarantineEntry): WireQuarantineEntry {
+  return {
+    quarantineId: e.quarantineId,
+    originalId: e.originalId,
+    sender: e.sender,
+    recipients: e.recipients.map(recipientToWire),
+    birthTimeUnix: e.birthTime,
+    quarantinedAtUnix: e.quarantinedAt,
+    planId: e.planId,
+    reason: e.reason,
+    size: e.size,
+    subject: e.subject,
   };
 }

@@ -4,7 +4,15 @@
 // `find | wc -l`, and the agent's peak memory. Each qmfleet operation runs in its own process
 // (read-probe.ts) through the engine's public entry points, from the built code.
 
-import { median, type ProbeResult, type Row, renderTable, runProbe, seconds, timeCommand } from "./harness.js";
+import {
+  median,
+  type ProbeResult,
+  type Row,
+  renderTable,
+  runProbe,
+  seconds,
+  timeCommand,
+} from "./harness.js";
 import { type BenchQueue, countLabel, ensureQueue } from "./queues.js";
 
 export interface ReadBenchOptions {
@@ -51,29 +59,39 @@ function verdict(ok: boolean | undefined): string {
   return ok === undefined ? "" : ok ? "yes" : "NO";
 }
 
-function sizeSection(q: BenchQueue, runs: number, log: (line: string) => void): { table: string; notes: string[] } {
+function sizeSection(
+  q: BenchQueue,
+  runs: number,
+  log: (line: string) => void,
+): { table: string; notes: string[] } {
   const root = q.root;
   const mess = `${root}/mess`;
-  const probe = (...args: string[]) => () => runProbe("read-probe.js", [root, ...args]);
+  const probe =
+    (...args: string[]) =>
+    () =>
+      runProbe("read-probe.js", [root, ...args]);
   const grep = `grep -rlE '${SEARCH}' ${mess} | wc -l`;
   const subjects = `grep -rhE -m1 '^Subject:' ${mess} | wc -l`;
   const qstat = `find ${mess} -type f -print | wc -l; find ${root}/todo -print | wc -l`;
   log(`  warming the cache (grep, find, one listing)`);
   timeCommand(grep);
   timeCommand(qstat);
-  runProbe("read-probe.js", [root, "list"]);
+  runProbe("read-probe.js", [root, "list", "0"]);
   const big = q.messages >= 1_000_000;
   const at100k = q.messages === 100_000;
   log(`  header search`);
-  const search = measure(runs, probe("regex", SEARCH), grep);
+  const search = measure(runs, probe("regex", "0", SEARCH), grep);
+  const search2 = measure(runs, probe("regex", "2", SEARCH), grep);
   log(`  listing`);
-  const list = measure(runs, probe("list"), subjects);
+  const list = measure(runs, probe("list", "0"), subjects);
+  const list2 = measure(runs, probe("list", "2"), subjects);
   log(`  stats`);
   const stats = measure(runs, probe("stats"), qstat);
   const counts = measure(runs, probe("stats-counts"), qstat);
   const cached = measure(runs, probe("stats-cached"), qstat);
   const ratio = search.qmfleet.ms / search.baselineMs;
   const peak = Math.max(...[search, list, stats, counts, cached].map((m) => m.qmfleet.peakRssMB));
+  const peakWorkers = Math.max(search2.qmfleet.peakRssMB, list2.qmfleet.peakRssMB);
   const row = (operation: string, m: Measured, goal: string, ok: boolean | undefined): Row => ({
     operation,
     qmfleet: seconds(m.qmfleet.ms),
@@ -89,12 +107,14 @@ function sizeSection(q: BenchQueue, runs: number, log: (line: string) => void): 
       at100k ? `<= ${GOALS.searchRatio}x grep` : "",
       at100k ? ratio <= GOALS.searchRatio : undefined,
     ),
+    row("the same search, 2 worker threads", search2, "", undefined),
     row(
       "list, subjects decoded vs grep -rhE -m1 ^Subject:",
       list,
       at100k ? `<= ${seconds(GOALS.listMs)}` : "",
       at100k ? list.qmfleet.ms <= GOALS.listMs : undefined,
     ),
+    row("the same listing, 2 worker threads", list2, "", undefined),
     row(
       "stats: counts + bytes + oldest vs qmail-qstat (find, wc -l)",
       stats,
@@ -109,12 +129,20 @@ function sizeSection(q: BenchQueue, runs: number, log: (line: string) => void): 
       big ? cached.qmfleet.ms <= GOALS.statsMs : undefined,
     ),
     {
-      operation: "agent peak RSS (VmHWM, max of the above)",
+      operation: "agent peak RSS (VmHWM), default settings",
       qmfleet: `${peak} MB`,
       baseline: "",
       ratio: "",
       goal: big ? `<= ${GOALS.rssMB} MB` : "",
       met: verdict(big ? peak <= GOALS.rssMB : undefined),
+    },
+    {
+      operation: "agent peak RSS with 2 scan worker threads",
+      qmfleet: `${peakWorkers} MB`,
+      baseline: "",
+      ratio: "",
+      goal: "",
+      met: "",
     },
   ];
   const [messFiles, todoEntries] = stats.baselineOutput.split("\n");
@@ -126,7 +154,9 @@ function sizeSection(q: BenchQueue, runs: number, log: (line: string) => void): 
     `StatsCache: the first call (filling it) took ${seconds(Number(cached.qmfleet.detail?.firstMs))}`,
     `peak RSS per operation: ${[
       ["search", search],
+      ["search in workers", search2],
       ["list", list],
+      ["list in workers", list2],
       ["stats", stats],
       ["counts", counts],
       ["cached", cached],

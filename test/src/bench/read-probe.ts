@@ -3,8 +3,8 @@
 // then prints one JSON line (harness.ts ProbeResult) with its wall time and its peak resident
 // memory (VmHWM: all threads, workers included).
 //
-//   node read-probe.js <queue root> regex <pattern>   messages whose header lines match (-H)
-//   node read-probe.js <queue root> list              every message, subjects decoded
+//   node read-probe.js <queue root> regex <workers> <pattern>   messages whose header lines match (-H)
+//   node read-probe.js <queue root> list <workers>              every message, subjects decoded
 //   node read-probe.js <queue root> stats             counts, bytes and oldest, nothing cached
 //   node read-probe.js <queue root> stats-counts      qmail-qstat's numbers and the per-state counts only
 //   node read-probe.js <queue root> stats-cached      a second call with a StatsCache (the first one fills it)
@@ -18,7 +18,7 @@ function peakRssMB(): number {
   return Math.round(Number(kb) / 1024);
 }
 
-async function run(root: string, op: string, arg: string | undefined): Promise<ProbeResult> {
+async function run(root: string, op: string, args: string[]): Promise<ProbeResult> {
   const layout = detectLayout(root);
   const now = Math.floor(Date.now() / 1000);
   const started = performance.now();
@@ -26,17 +26,19 @@ async function run(root: string, op: string, arg: string | undefined): Promise<P
   switch (op) {
     case "regex": {
       const select: ScanSelection = {
-        filter: { criteria: [{ kind: "headerRegex", pattern: { source: arg ?? "", caseInsensitive: false } }] },
+        filter: {
+          criteria: [{ kind: "headerRegex", pattern: { source: args[1] ?? "", caseInsensitive: false } }],
+        },
         now,
       };
       let count = 0;
-      for await (const _ of scanQueue(layout, { select })) count++;
+      for await (const _ of scanQueue(layout, { select, workers: Number(args[0] ?? 0) })) count++;
       return { ms: elapsed(), count, peakRssMB: peakRssMB() };
     }
     case "list": {
       let count = 0;
       let subjectChars = 0;
-      for await (const { message } of scanQueue(layout)) {
+      for await (const { message } of scanQueue(layout, { workers: Number(args[0] ?? 0) })) {
         count++;
         subjectChars += message.headers.subject.length;
       }
@@ -61,6 +63,6 @@ async function run(root: string, op: string, arg: string | undefined): Promise<P
   }
 }
 
-const [root, op, arg] = process.argv.slice(2);
-if (!root || !op) throw new Error("usage: read-probe.js <queue root> <operation> [pattern]");
-process.stdout.write(`${JSON.stringify(await run(root, op, arg))}\n`);
+const [root, op, ...args] = process.argv.slice(2);
+if (!root || !op) throw new Error("usage: read-probe.js <queue root> <operation> [workers] [pattern]");
+process.stdout.write(`${JSON.stringify(await run(root, op, args))}\n`);

@@ -38,7 +38,8 @@ function parseArgs(argv: string[]): { names: string[]; args: BenchArgs } {
     else if (arg in BENCHMARKS) names.push(arg);
     else throw new Error(`unknown argument ${arg} (benchmarks: ${Object.keys(BENCHMARKS).join(", ")})`);
   }
-  if (args.sizes.some((n) => !Number.isSafeInteger(n) || n <= 0)) throw new Error(`--sizes: positive counts, comma-separated`);
+  if (args.sizes.some((n) => !Number.isSafeInteger(n) || n <= 0))
+    throw new Error(`--sizes: positive counts, comma-separated`);
   return { names: names.length > 0 ? names : Object.keys(BENCHMARKS), args };
 }
 

@@ -43,6 +43,8 @@ export interface AgentProcessOptions {
   entry?: Entry;
   /** A command the agent is started through, e.g. ["setpriv", "--bounding-set=-dac_override"]. */
   wrapper?: string[];
+  /** The agent's plans, journal, lock and audit log; default agent-state/ beside the queue. */
+  stateDir?: string;
 }
 
 /** The command line `qmfleet-agent serve` gets for these options. */
@@ -63,6 +65,9 @@ export function agentServeArgs(options: AgentProcessOptions): string[] {
     options.queue,
     "--listen",
     options.listen ?? "localhost:0",
+    // Never the machine's own /var/lib/qmfleet: a test's files stay in its directory.
+    "--state-dir",
+    options.stateDir ?? join(dirname(options.queue), "agent-state"),
     ...tls,
     ...(options.extraArgs ?? []),
   ];
