@@ -4,7 +4,13 @@
 import type { QuarantineEntry, RestoreQuarantineResponse } from "@qmfleet/proto";
 import type { AgentClients } from "./connection.js";
 import { type FanOutOptions, fanOut, type HostOutcome } from "./fanout.js";
-import { type FleetStreamEvent, type FleetStreamOptions, fleetStream, serverStream, streamFanOut } from "./fleet-stream.js";
+import {
+  type FleetStreamEvent,
+  type FleetStreamOptions,
+  fleetStream,
+  serverStream,
+  streamFanOut,
+} from "./fleet-stream.js";
 import type { InventoryHost } from "./inventory.js";
 
 export function fleetQuarantine(

@@ -33,7 +33,12 @@ export function fleetRetrySooner(
 ): Promise<HostOutcome<RetrySoonerResponse>[]> {
   return collect(
     hosts,
-    fanOut(hosts, clients, (client, ctx) => unaryCall(client.retrySooner.bind(client), request, ctx), options),
+    fanOut(
+      hosts,
+      clients,
+      (client, ctx) => unaryCall(client.retrySooner.bind(client), request, ctx),
+      options,
+    ),
     options.onHost,
   );
 }

@@ -191,17 +191,26 @@ describe("qmfleet-agent local: selection and dry run", () => {
     assert.ok(
       r.stdout.startsWith('Dry run: messages matching subject contains "再設定" (nothing is deleted)\n'),
     );
-    assert.ok(r.stdout.endsWith("Would delete 2 messages (584 bytes)\n"), r.stdout);
+    assert.ok(r.stdout.includes("\nWould delete 2 messages (584 bytes)\n"), r.stdout);
     assert.deepEqual(snapshot(queue), before);
   });
 
-  it("a selection without --dry-run refuses, exits 1, and deletes nothing", () => {
+  it("a selection alone previews the deletion: the mode, the command that deletes, and nothing deleted", () => {
     const before = snapshot(queue);
-    const r = agent("--queue", queue, "-S", "failure notice");
-    assert.equal(r.status, 1);
-    assert.match(r.stderr, /refusing to delete: this version of `local` does not delete.*add --dry-run/);
-    assert.equal(r.stdout, "");
+    const r = agent("--queue", queue, "--state-dir", path.join(tmp, "state"), "-S", "failure notice");
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(
+      r.stdout.endsWith(
+        "Mode: stopped: qmail-send is not running, and is not started\n" +
+          "Nothing was deleted. To delete them:\n" +
+          `  qmfleet-agent local --queue ${queue} --state-dir ${path.join(tmp, "state")} -S 'failure notice' --yes --reason '<why>'\n`,
+      ),
+      r.stdout,
+    );
+    assert.match(r.stdout, /\nWould delete 2 messages \(\d+ bytes\)\n/);
     assert.deepEqual(snapshot(queue), before);
+    // A preview creates no file, not even the state directory.
+    assert.equal(fs.existsSync(path.join(tmp, "state")), false);
   });
 
   it("takes values glued to qmHandle's letters (-habcde.net) and gives JSON dry runs", () => {
@@ -227,7 +236,7 @@ describe("qmfleet-agent local: selection and dry run", () => {
     assert.equal(r.stdout, `${idOf("1491100")}\n`);
     const bounces = agent("--queue", queue, "-f<>", "--dry-run");
     assert.ok(bounces.stdout.startsWith("Dry run: messages matching sender <> (nothing is deleted)\n"));
-    assert.ok(bounces.stdout.endsWith("\nWould delete 1 messages (209 bytes)\n"), bounces.stdout);
+    assert.ok(bounces.stdout.includes("\nWould delete 1 messages (209 bytes)\n"), bounces.stdout);
     // -N: ids only, for scripts.
     assert.equal(agent("--queue", queue, "-N", "-f<>", "--dry-run").stdout, `${idOf("1491098")}\n`);
   });
@@ -261,7 +270,7 @@ describe("qmfleet-agent local: errors", () => {
     assert.match(agent("--queue", queue, "-l", "-s", "--json").stderr, /--json prints one document/);
     assert.match(agent("--queue", queue, "-l", "--dry-run").stderr, /--dry-run previews a deletion/);
     assert.match(agent("--queue", queue).stderr, /nothing to do/);
-    assert.match(agent("--queue", queue, "-s", "-Sx").stderr, /run -s, -m, --qread and --check without them/);
+    assert.match(agent("--queue", queue, "-s", "-Sx").stderr, /run -s, -m, --qread, --check, -a, --quarantine and --restore without them/);
     // The passing twin: the same actions one at a time.
     assert.equal(agent("--queue", queue, "-s", "--json").status, 0);
   });

@@ -338,10 +338,13 @@ function plan(given: Action[], flags: LocalFlags, selection: FilterFlagUse[]): A
     ["--retire-timeout", flags.retireTimeout !== undefined],
   ] as const;
   for (const [flag, given] of onlyForDeletion) {
-    if (given && !deleting) throw new LocalUsageError(`${flag} shapes a deletion: give it with selection flags alone`);
+    if (given && !deleting)
+      throw new LocalUsageError(`${flag} shapes a deletion: give it with selection flags alone`);
   }
   if (flags.reason !== undefined && !planned.some((a) => CHANGES.has(a.kind))) {
-    throw new LocalUsageError("--reason explains a change (a deletion, -t, -a or --restore) in the audit log");
+    throw new LocalUsageError(
+      "--reason explains a change (a deletion, -t, -a or --restore) in the audit log",
+    );
   }
   if (flags.allRecipients && !planned.some((a) => a.kind === "restore")) {
     throw new LocalUsageError("--all-recipients goes with --restore");
@@ -413,7 +416,10 @@ export function registerLocalCommand(program: Command): void {
     .option("--stopped", "stopped mode: stop qmail-send, remove the files, start it again")
     .option("--no-quarantine", "delete for good instead of keeping each message in the quarantine")
     .option("--no-flush", "live mode: send qmail-send no ALRM; messages retire at their own next retry")
-    .option("--retire-timeout <seconds>", "live mode: how long to wait for qmail-send to retire them (default 60)")
+    .option(
+      "--retire-timeout <seconds>",
+      "live mode: how long to wait for qmail-send to retire them (default 60)",
+    )
     .option("-t, --retry <RE>", "retry sooner the messages with a recipient matching RE (qmHandle -t)")
     .option("-a, --send-now", "send ALRM to qmail-send: retry every queued message now (qmHandle -a)")
     .option("--quarantine", "list the messages purges kept")
@@ -451,7 +457,13 @@ export function registerLocalCommand(program: Command): void {
   command.on("option:send-now", () => actions.push({ kind: "sendNow" }));
   command.on("option:quarantine", () => actions.push({ kind: "quarantine" }));
   command.on("option:restore", (ids: string) =>
-    actions.push({ kind: "restore", ids: ids.split(",").map((id) => id.trim()).filter((id) => id !== "") }),
+    actions.push({
+      kind: "restore",
+      ids: ids
+        .split(",")
+        .map((id) => id.trim())
+        .filter((id) => id !== ""),
+    }),
   );
   // --quarantine (the listing) and --no-quarantine share commander's attribute: tell them apart here.
   let noQuarantine = false;

@@ -158,7 +158,11 @@ function reportJson(r: PurgeReport): string {
  * --yes: preview (a plan of exactly what matches now), then execute that plan; the outcomes
  * stream out as they happen (JSON: one document with the counts at the top level).
  */
-export async function executeDeletion(ctx: ChangeContext, filter: Filter, description: string): Promise<void> {
+export async function executeDeletion(
+  ctx: ChangeContext,
+  filter: Filter,
+  description: string,
+): Promise<void> {
   const { env, out, json, flags } = ctx;
   const reason = requireReason(flags, "--yes");
   const who = localIdentity();
@@ -195,7 +199,12 @@ export async function executeDeletion(ctx: ChangeContext, filter: Filter, descri
   const report = await executePurge(
     env,
     plan.planId,
-    { reason, who, noFlush: flags.flush === false, ...(timeout !== undefined ? { retireTimeoutMs: timeout } : {}) },
+    {
+      reason,
+      who,
+      noFlush: flags.flush === false,
+      ...(timeout !== undefined ? { retireTimeoutMs: timeout } : {}),
+    },
     async (outcome) => {
       if (json) {
         await out.write(`${written++ > 0 ? "," : ""}${JSON.stringify(outcome)}`);
@@ -287,7 +296,9 @@ export async function restoreAction(ctx: ChangeContext, ids: string[]): Promise<
       if (json) await out.write(`${written++ > 0 ? "," : ""}${JSON.stringify(r)}`);
       else
         await out.write(
-          r.ok ? `${r.quarantineId}: restored\n` : `${r.quarantineId}: NOT restored: ${printable(r.error ?? "")}\n`,
+          r.ok
+            ? `${r.quarantineId}: restored\n`
+            : `${r.quarantineId}: NOT restored: ${printable(r.error ?? "")}\n`,
         );
     },
   );

@@ -64,6 +64,8 @@ export interface CompiledFilter {
   matchesHead(headBlock: Buffer): boolean;
   /** There are such criteria: matchesHead can say false. */
   readonly hasHeadCriteria: boolean;
+  /** Some criterion reads the envelope (sender, recipients, birth time): see ScanOptions.envelope. */
+  readonly needsEnvelope: boolean;
 }
 
 /** A filter that cannot be run; the message names the criterion and what is wrong. */
@@ -93,6 +95,15 @@ const LABEL: Record<Criterion["kind"], string> = {
 };
 
 const CHANNELS: readonly Channel[] = ["local", "remote"];
+/** Criteria that read the sender, the recipients or the birth time. */
+const ENVELOPE_KINDS: ReadonlySet<Criterion["kind"]> = new Set([
+  "senderExact",
+  "senderRegex",
+  "recipientRegex",
+  "recipientDomain",
+  "ageSeconds",
+  "channel",
+]);
 const STATES: readonly MessageState[] = ["preprocessed", "todo", "bouncing", "being-written"];
 
 /** Per-message lazy reads shared by the criteria of one verdict. */
@@ -379,6 +390,7 @@ export function compileFilter(filter: Filter, now: number, options: FilterOption
     needsHeaders: kinds.has("subjectContains"),
     needsBody: kinds.has("bodyRegex"),
     hasHeadCriteria: onHead.length > 0,
+    needsEnvelope: [...kinds].some((k) => ENVELOPE_KINDS.has(k)),
     matches(candidate) {
       if (ordered.length === 0) return false;
       const reading = new Reading(candidate, bodyCap);

@@ -13,6 +13,7 @@ import { candidateOf, type ScanCandidate } from "./walk.js";
 export interface WorkerJob {
   layout: QueueLayout;
   headers: boolean;
+  envelope: boolean;
   headBytes: number | undefined;
 }
 

@@ -21,7 +21,11 @@ const job = workerData as WorkerJob;
 const port = parentPort;
 if (!port) throw new Error("scan-worker.ts runs as a worker thread of scan.ts");
 
-const walker = new Walker(job.layout, { headers: job.headers, headBytes: job.headBytes });
+const walker = new Walker(job.layout, {
+  headers: job.headers,
+  envelope: job.envelope,
+  headBytes: job.headBytes,
+});
 /** headsFirst chunks waiting for their verdict: the heads read, with their flags. */
 const waiting = new Map<number, { chunk: WorkerChunk; heads: Array<{ head: ReadHead; flags: number }> }>();
 

@@ -436,6 +436,53 @@ describe("scan with a selection (ScanOptions.select)", () => {
   });
 });
 
+describe("scan without the envelope (ScanOptions.envelope: false)", () => {
+  test("names the same messages with the same fingerprints, states and headers, reading far less", async () => {
+    const fx = rebuildRealQueue(freshRoot());
+    const layout = detectLayout(fx.root);
+    const readCalls = () => Number(/syscr: (\d+)/.exec(fs.readFileSync("/proc/self/io", "utf8"))?.[1]);
+    let before = readCalls();
+    const whole = [...scanQueueSync(layout)];
+    const wholeReads = readCalls() - before;
+    before = readCalls();
+    const bare = [...scanQueueSync(layout, { envelope: false })];
+    const bareReads = readCalls() - before;
+    const view = (c: ScanCandidate) => [
+      c.message.id,
+      c.message.fingerprint,
+      c.message.state,
+      c.message.size,
+      c.message.headers,
+    ];
+    assert.deepEqual(bare.map(view), whole.map(view));
+    for (const c of bare) {
+      assert.equal(c.message.sender, "");
+      assert.deepEqual(c.message.recipients, []);
+      assert.equal(c.message.birthTime, 0);
+    }
+    assert.ok(wholeReads - bareReads >= 2 * whole.length, `reads: whole ${wholeReads}, bare ${bareReads}`);
+    const inWorkers: ScanCandidate[] = [];
+    for await (const c of scanQueue(layout, { envelope: false, workers: 2 })) inWorkers.push(c);
+    assert.deepEqual(
+      inWorkers.map((c) => c.message),
+      bare.map((c) => c.message),
+    );
+  });
+
+  test("a selection that reads the envelope has it read anyway", () => {
+    const fx = rebuildRealQueue(freshRoot());
+    const layout = detectLayout(fx.root);
+    const sender = [...scanQueueSync(layout)].find((c) => c.message.sender !== "")?.message.sender as string;
+    const select: ScanSelection = { filter: { criteria: [{ kind: "senderExact", sender }] }, now: 0 };
+    const withEnvelope = [...scanQueueSync(layout, { select })].map((c) => c.message);
+    assert.ok(withEnvelope.length > 0);
+    assert.deepEqual(
+      [...scanQueueSync(layout, { select, envelope: false })].map((c) => c.message),
+      withEnvelope,
+    );
+  });
+});
+
 describe("scan in worker threads", () => {
   test("gives the same candidates in the same order as the in-thread walk", async () => {
     const fx = rebuildRealQueue(freshRoot());

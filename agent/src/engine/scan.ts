@@ -74,6 +74,8 @@ function walkerFor(layout: QueueLayout, opts: ScanOptions, filter: CompiledFilte
       : (prefilter ?? (filter && ((block: Buffer) => filter.matchesHead(block))));
   return new Walker(layout, {
     headers: opts.headers,
+    // A selection that reads the envelope (sender, recipients, age, channel) needs it read.
+    envelope: (opts.envelope ?? true) || (filter?.needsEnvelope ?? false),
     headBytes: opts.headBytes,
     routing: opts.routing,
     headTest,
@@ -181,6 +183,7 @@ async function* scanInWorkers(
   const job: WorkerJob = {
     layout: { root: layout.root, split: layout.split, bigTodo: layout.bigTodo },
     headers: opts.headers ?? true,
+    envelope: (opts.envelope ?? true) || (filter?.needsEnvelope ?? false),
     headBytes: opts.headBytes,
   };
   const done = new Map<number, WorkerResult>();

@@ -3,8 +3,8 @@
 // lstat per mess and info file, the only costly part at a million messages.
 //
 // Measured on the project's 2-core VM, 1,000,000 messages (3.2M directory entries), warm cache,
-// other jobs running: listings ~2 s; bytes and ages add 2,000,000 lstats at ~5 us each, 9-15 s
-// however they are spread over threads (two threads of syscalls ran no faster than one there).
+// other jobs running: listings 1.6 s; bytes and ages add 2,000,000 lstats at 5-8 us each, 15 s
+// however they are spread over threads (two threads of lstats ran no faster than one there).
 // So a long-running agent keeps a StatsCache: the size of each mess file and the mtime of each
 // info file it has seen, as sorted typed arrays per split dir (16 bytes an entry, 32 MB at a
 // million messages), and a later call lstats only the entries that are new since (see
@@ -12,7 +12,6 @@
 // AUTO_DETAIL_LIMIT messages unless asked for, and the result says so (detailed: false).
 
 import * as fs from "node:fs";
-import * as os from "node:os";
 import { Worker } from "node:worker_threads";
 import { isMessageName, messageFileNames, queueAccessError, readDirEntries, todoDirs } from "./layout.js";
 import type { QueueLayout, QueueStats } from "./model.js";
@@ -27,7 +26,13 @@ export interface StatsOptions {
    * that stats stay fast in an incident.
    */
   detail?: boolean;
-  /** Threads sharing the split directories: 0 runs on the calling thread. Default: up to 2, one per core. */
+  /**
+   * Threads sharing the split directories. Default 0: on the calling thread, one split dir at a
+   * time with a turn of the event loop between two. Measured at a million messages on the
+   * project's 2-core VM, two workers were no faster (counts 1.6-1.7 s against 1.6 s, the full
+   * first pass 15 s either way: lstat, like open, did not scale across CPUs there) and slower
+   * with a cache (3.2 s against 2.2 s: start-up and the arrays' trip).
+   */
   workers?: number;
   /** Sizes and birth times seen by earlier calls on this queue (one cache per queue root). */
   cache?: StatsCache;
@@ -323,10 +328,19 @@ async function allBuckets(
     }
     return part;
   };
-  const parts =
-    workers <= 0
-      ? [bucketsInThread(fs, layout.root, all, detail, cachedFor(all))]
-      : await Promise.all(shares.map((b) => bucketsInWorker(layout.root, b, detail, cachedFor(b))));
+  const parts: BucketTotals[] = [];
+  if (workers <= 0) {
+    for (const n of all) {
+      parts.push(bucketsInThread(fs, layout.root, [n], detail, cachedFor([n])));
+      // The agent serves other calls meanwhile: a split dir is 1/split of the queue (~35 ms of
+      // listing at a million messages, ~0.7 s when all its files are lstat'ed).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  } else {
+    parts.push(
+      ...(await Promise.all(shares.map((b) => bucketsInWorker(layout.root, b, detail, cachedFor(b))))),
+    );
+  }
   const sum: BucketTotals = {
     mess: 0,
     info: 0,
@@ -421,7 +435,7 @@ export async function queueStats(
   for (const dir of todoDirs(layout, "intd")) {
     for (const id of messageFileNames(`${root}/${dir}`)) if (!committed.has(id)) beingWritten++;
   }
-  const workers = opts.workers ?? Math.min(2, os.availableParallelism());
+  const workers = opts.workers ?? 0;
   const cache = opts.cache;
   if (cache && cache.root !== root) throw new Error(`stats cache of ${cache.root} used for ${root}`);
   // info/0 holds about 1/split of the messages: one short listing decides the default.

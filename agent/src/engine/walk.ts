@@ -44,6 +44,13 @@ import type {
 export interface WalkOptions {
   /** Decode From/To/Subject... and the client IP (default true). The head is read either way: it gives the fingerprint. */
   headers?: boolean;
+  /**
+   * Read the envelope files (default true). False: no info, local, remote or todo file is
+   * opened, and sender, recipients and birthTime stay empty ("", [], 0); id, fingerprint,
+   * size, state and the headers are still there (state from the directory listings). For
+   * searches that only name messages (qmHandle -N): 3 syscalls a message instead of 10.
+   */
+  envelope?: boolean;
   /** Bytes read at first from each mess file; more (up to 64 KiB) only when the header block is longer. */
   headBytes?: number;
   /** Default: control/virtualdomains, control/locals beside the queue. */
@@ -175,6 +182,7 @@ export class Walker {
   private readonly root: string;
   private readonly headBytes: number;
   private readonly decode: boolean;
+  private readonly envelope: boolean;
   private readonly routing: Routing;
   private readonly headTest: ((headBlock: Buffer) => boolean) | undefined;
   private readonly accept: ((candidate: ScanCandidate) => boolean) | undefined;
@@ -187,6 +195,7 @@ export class Walker {
     this.root = layout.root;
     this.headBytes = Math.min(opts.headBytes ?? DEFAULT_HEAD, FINGERPRINT_SPAN);
     this.decode = opts.headers ?? true;
+    this.envelope = opts.envelope ?? true;
     this.routing = opts.routing ?? loadRouting(qmailHomeOf(layout));
     this.headTest = opts.headTest;
     this.accept = opts.accept;
@@ -295,14 +304,16 @@ export class Walker {
 
   finishPreprocessed(head: ReadHead, flags: number): ScanCandidate | undefined {
     const { paths } = head;
+    const bouncing = (flags & BOUNCING) !== 0;
+    const state = bouncing ? "bouncing" : "preprocessed";
+    if (!this.envelope)
+      return this.candidate(head, { state, birthTime: 0, sender: "", recipients: [], bouncing });
     const info = readSmall(`${this.root}/${paths.info}`, true);
     if (!info) return undefined;
     const { sender } = parseInfo(info.data);
     const recipients: Recipient[] = [];
     if (flags & HAS_LOCAL) this.channel(`${this.root}/${paths.local}`, "local", recipients);
     if (flags & HAS_REMOTE) this.channel(`${this.root}/${paths.remote}`, "remote", recipients);
-    const bouncing = (flags & BOUNCING) !== 0;
-    const state = bouncing ? "bouncing" : "preprocessed";
     return this.candidate(head, { state, birthTime: info.mtime, sender, recipients, bouncing });
   }
 
@@ -316,6 +327,8 @@ export class Walker {
     // qmail-send writes info before it unlinks intd and todo: with info there, the message
     // is preprocessed and was listed as such.
     if (exists(`${this.root}/${paths.info}`)) return undefined;
+    if (!this.envelope)
+      return this.candidate(head, { state, birthTime: 0, sender: "", recipients: [], bouncing: false });
     const file = readSmall(`${this.root}/${state === "todo" ? paths.todo : paths.intd}`, true);
     if (!file) return undefined;
     const todo = parseTodo(file.data);

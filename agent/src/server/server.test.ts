@@ -112,7 +112,9 @@ describe("startAgentServer", () => {
 
     it("grants the read role only", async () => {
       const error = await new Promise<ServiceError | null>((resolve) =>
-        client.sendNow({ reason: "" }, new Metadata(), { deadline: new Date(Date.now() + 10_000) }, (e) => resolve(e)),
+        client.sendNow({ reason: "" }, new Metadata(), { deadline: new Date(Date.now() + 10_000) }, (e) =>
+          resolve(e),
+        ),
       );
       assert.equal(error?.code, status.PERMISSION_DENIED);
       assert.match(

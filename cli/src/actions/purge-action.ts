@@ -3,6 +3,7 @@
 // happen, then each host's report and the totals. Without --yes nothing is deleted: the preview
 // ends with the command that deletes (or, with --plan-file, executes the saved plans).
 
+import type { HostOutcome } from "@qmfleet/controller";
 import {
   type ExecuteSettings,
   fleetExecutePurge,
@@ -13,7 +14,6 @@ import {
   savePlans,
 } from "@qmfleet/controller";
 import type { PlanSummary, PreviewPurgeRequest } from "@qmfleet/proto";
-import type { HostOutcome } from "@qmfleet/controller";
 import { emit } from "../output.js";
 import {
   executeView,
@@ -47,6 +47,8 @@ function format(ctx: ActionContext): PurgeFormat {
 }
 
 function reportHost(ctx: ActionContext, r: HostPurge): void {
+  // A host whose preview failed was reported then: its plan-less result says nothing new.
+  if (r.state !== "ok" && r.plan === undefined) return;
   if (r.state !== "ok") ctx.stderr.write(`qmfleet: ${r.host.name}: ${r.state}: ${r.error ?? ""}\n`);
   else if (ctx.stderr.isTTY) ctx.stderr.write(`${r.host.name}: purge done\n`);
 }

@@ -3,9 +3,11 @@
 
 import { fleetQuarantine, fleetRestore, type HostOutcome, type RestoreTarget } from "@qmfleet/controller";
 import type { QuarantineEntry } from "@qmfleet/proto";
+import { EXIT_HOST_FAILED } from "../exit-codes.js";
 import { emit } from "../output.js";
 import { renderJson, renderNdjsonLine } from "../render.js";
 import { oneLine } from "../text-width.js";
+import { UsageError } from "../usage-error.js";
 import type { Action } from "./action.js";
 import { hostJson, hostReporter, hostsResult } from "./host-report.js";
 
@@ -40,7 +42,8 @@ export const quarantineListAction: Action = async (ctx) => {
     if (event.kind === "host") {
       report(event.outcome);
       ended.set(event.outcome.host.name, event.outcome);
-      if (ctx.format === "ndjson") await emit(ctx, renderNdjsonLine({ kind: "host", ...hostJson(event.outcome) }));
+      if (ctx.format === "ndjson")
+        await emit(ctx, renderNdjsonLine({ kind: "host", ...hostJson(event.outcome) }));
       continue;
     }
     const r = entryRecord(event.host.name, event.item);
@@ -58,13 +61,22 @@ export const quarantineListAction: Action = async (ctx) => {
   }
   const outcomes = ctx.hosts.map((h) => ended.get(h.name) as HostOutcome<unknown>);
   if (json)
-    await emit(ctx, `${count > 0 ? "\n" : ""}],\n"hosts":${JSON.stringify(outcomes.map(hostJson))},"count":${count}}\n`);
+    await emit(
+      ctx,
+      `${count > 0 ? "\n" : ""}],\n"hosts":${JSON.stringify(outcomes.map(hostJson))},"count":${count}}\n`,
+    );
   else if (ctx.format === "table") await emit(ctx, `${count} quarantined messages\n`);
   return hostsResult(outcomes);
 };
 
-export function restoreAction(targets: RestoreTarget[], allRecipients: boolean): Action {
+/** Restores each host's ids (HOST -> quarantine ids); every HOST must be a targeted host. */
+export function restoreAction(idsByHost: ReadonlyMap<string, string[]>, allRecipients: boolean): Action {
   return async (ctx) => {
+    const targets: RestoreTarget[] = [...idsByHost].map(([name, quarantineIds]) => {
+      const host = ctx.hosts.find((h) => h.name === name);
+      if (!host) throw new UsageError(`--restore ${name}:...: host ${name} is not among the targeted hosts`);
+      return { host, quarantineIds };
+    });
     let failed = 0;
     const lines: string[] = [];
     const records: object[] = [];
@@ -76,8 +88,15 @@ export function restoreAction(targets: RestoreTarget[], allRecipients: boolean):
       onHost: hostReporter(ctx),
       onResult: (host, r) => {
         if (!r.ok) failed++;
-        records.push({ host: host.name, quarantineId: r.quarantineId, ok: r.ok, ...(r.error ? { error: r.error } : {}) });
-        lines.push(`${host.name}:${r.quarantineId}: ${r.ok ? "restored" : `NOT restored: ${oneLine(r.error)}`}\n`);
+        records.push({
+          host: host.name,
+          quarantineId: r.quarantineId,
+          ok: r.ok,
+          ...(r.error ? { error: r.error } : {}),
+        });
+        lines.push(
+          `${host.name}:${r.quarantineId}: ${r.ok ? "restored" : `NOT restored: ${oneLine(r.error)}`}\n`,
+        );
       },
     });
     if (ctx.format === "json") {
@@ -88,6 +107,6 @@ export function restoreAction(targets: RestoreTarget[], allRecipients: boolean):
       await emit(ctx, lines.join(""));
     }
     const result = hostsResult(outcomes);
-    return failed > 0 && result.hostsNotOk === 0 ? { hostsNotOk: 0, status: 2 } : result;
+    return failed > 0 && result.hostsNotOk === 0 ? { hostsNotOk: 0, status: EXIT_HOST_FAILED } : result;
   };
 }

@@ -15,7 +15,9 @@ function render<T>(
   fields: (value: T) => Record<string, unknown>,
 ): string {
   if (ctx.format === "json") {
-    return renderJson({ hosts: outcomes.map((o) => ({ ...hostJson(o), ...(o.value ? fields(o.value) : {}) })) });
+    return renderJson({
+      hosts: outcomes.map((o) => ({ ...hostJson(o), ...(o.value ? fields(o.value) : {}) })),
+    });
   }
   if (ctx.format === "ndjson") {
     return outcomes
@@ -23,7 +25,9 @@ function render<T>(
       .join("");
   }
   const rows = outcomes.map((o) =>
-    o.value ? [o.host.name, o.state, ...cells(o.value)] : [o.host.name, o.state, ...columns.slice(2).map(() => "")],
+    o.value
+      ? [o.host.name, o.state, ...cells(o.value)]
+      : [o.host.name, o.state, ...columns.slice(2).map(() => "")],
   );
   return renderTable(columns, rows);
 }
@@ -42,7 +46,12 @@ export function retryAction(filter: Filter, reason: string): Action {
       ctx.hosts,
       ctx.clients,
       { filter, dryRun: false, reason },
-      { timeoutMs: ctx.timeoutMs, concurrency: ctx.concurrency, signal: ctx.signal, onHost: hostReporter(ctx) },
+      {
+        timeoutMs: ctx.timeoutMs,
+        concurrency: ctx.concurrency,
+        signal: ctx.signal,
+        onHost: hostReporter(ctx),
+      },
     );
     await emit(
       ctx,

@@ -101,12 +101,12 @@ describe("listView", () => {
     assert.match(out, /hi\?\]0;owned\? there/);
   });
 
-  it("table: a dry run says what it selects and that nothing was deleted", () => {
-    const out = render(listView(options({ dryRun: { filter: 'subject contains "x"' } })), [
-      message("5", "x"),
-    ]);
+  it("table: a dry run says what it selects, that nothing was deleted, and what deletes it", () => {
+    const dryRun = { filter: 'subject contains "x"', command: "qmfleet -Sx --yes --reason '<why>'" };
+    const out = render(listView(options({ dryRun })), [message("5", "x")]);
     assert.match(out, /^Dry run: messages matching subject contains "x" \(nothing is deleted\)\n/);
     assert.match(out, /\nWould delete 1 messages \(120 bytes\); 1\/2 hosts answered\. Nothing was deleted/);
+    assert.ok(out.endsWith("To delete what matches then:\n  qmfleet -Sx --yes --reason '<why>'\n"), out);
   });
 
   it("json: one document, messages then hosts, parseable also when empty", () => {
@@ -130,8 +130,12 @@ describe("listView", () => {
       { name: "down", state: "unreachable", error: "UNAVAILABLE: refused" },
     ]);
     assert.equal(doc.count, 2);
-    const empty = JSON.parse(render(listView(options({ format: "json", dryRun: { filter: "f" } })), []));
-    assert.deepEqual([empty.dryRun, empty.filter, empty.messages, empty.count], [true, "f", [], 0]);
+    const dryRun = { filter: "f", command: "qmfleet -Sf --yes" };
+    const empty = JSON.parse(render(listView(options({ format: "json", dryRun })), []));
+    assert.deepEqual(
+      [empty.dryRun, empty.filter, empty.messages, empty.count, empty.command],
+      [true, "f", [], 0, "qmfleet -Sf --yes"],
+    );
   });
 
   it("ndjson: a line per message, per host, then the total", () => {

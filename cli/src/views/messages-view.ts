@@ -1,4 +1,4 @@
-// qmfleet -l/-L/-R (and what a deletion would select, with --dry-run): one message per row,
+// qmfleet -l/-L/-R (and every message a deletion would select, with --dry-run): one message per row,
 // written as it arrives. Nothing here waits for the whole listing, so no format can hold a
 // fleet's worth of messages: the table has fixed column widths (wide characters counted as two
 // columns), and the JSON document writes its messages first and the hosts' states, known only
@@ -84,6 +84,8 @@ export interface ListTotals {
 export interface DryRun {
   /** The selection as the operator can read it back (describeFilter). */
   filter: string;
+  /** The command that deletes what it lists. */
+  command: string;
 }
 
 export interface ListViewOptions {
@@ -189,8 +191,9 @@ function tableView(options: ListViewOptions): ListView {
     host: () => "",
     end: (hosts, totals) =>
       dry
-        ? `Would delete ${totals.count} messages (${totals.bytes} bytes); ${okCount(hosts)}. Nothing was deleted: ` +
-          "this version only previews deletions (messages still being written by qmail-queue are never selected).\n"
+        ? `Would delete ${totals.count} messages (${totals.bytes} bytes); ${okCount(hosts)}. Nothing was deleted ` +
+          "(messages still being written by qmail-queue are never selected). To delete what matches then:\n" +
+          `  ${dry.command}\n`
         : `${totals.count} messages (${totals.bytes} bytes); ${okCount(hosts)}\n`,
   };
 }
@@ -208,7 +211,7 @@ function jsonView(options: ListViewOptions): ListView {
     host: () => "",
     end: (hosts, totals) =>
       `${first ? "" : "\n"}],\n"hosts":${JSON.stringify(hosts.map(hostJson))},\n` +
-      `"count":${totals.count},"bytes":${totals.bytes}}\n`,
+      `"count":${totals.count},"bytes":${totals.bytes}${dry ? `,"command":${JSON.stringify(dry.command)}` : ""}}\n`,
   };
 }
 
@@ -220,7 +223,9 @@ function ndjsonView(options: ListViewOptions): ListView {
     end: (hosts, totals) =>
       renderNdjsonLine({
         kind: "total",
-        ...(options.dryRun ? { dryRun: true, filter: options.dryRun.filter } : {}),
+        ...(options.dryRun
+          ? { dryRun: true, filter: options.dryRun.filter, command: options.dryRun.command }
+          : {}),
         count: totals.count,
         bytes: totals.bytes,
         hosts: hosts.length,

@@ -88,7 +88,9 @@ export function previewTable(preview: FleetPreview, ctx: PreviewContext): string
     .map((o) => `  ${o.host.name}: ${o.state}: ${oneLine(o.error ?? "")}\n`)
     .join("");
   const sample = preview.hosts
-    .flatMap((o) => (o.state === "ok" && o.value ? o.value.sample.map((m) => ({ host: o.host.name, m })) : []))
+    .flatMap((o) =>
+      o.state === "ok" && o.value ? o.value.sample.map((m) => ({ host: o.host.name, m })) : [],
+    )
     .map(({ host, m }) => {
       const r = messageRecord(host, m, ctx.now);
       const to = r.recipients[0]?.address ?? "";
@@ -98,7 +100,9 @@ export function previewTable(preview: FleetPreview, ctx: PreviewContext): string
   const live = preview.hosts.some((o) => o.value?.mode === PurgeMode.PURGE_MODE_LIVE);
   const stopped = preview.hosts.some((o) => o.value?.mode === PurgeMode.PURGE_MODE_STOPPED);
   const modes = [
-    live ? "  live: qmail-send keeps running (no downtime); each message is neutralized at once, retired at qmail-send's next pass\n" : "",
+    live
+      ? "  live: qmail-send keeps running (no downtime); each message is neutralized at once, retired at qmail-send's next pass\n"
+      : "",
     stopped
       ? "  stopped: qmail-send, where it runs, is stopped for the removal and started again; where it does not run it is not started\n"
       : "",
@@ -106,7 +110,9 @@ export function previewTable(preview: FleetPreview, ctx: PreviewContext): string
   const answered = preview.hosts.filter((o) => o.state === "ok").length;
   const how =
     ctx.command === undefined
-      ? "Executing exactly these plans now (each message re-checked at the moment of change)...\n"
+      ? preview.totals.matched > 0
+        ? "Executing exactly these plans now (each message re-checked at the moment of change)...\n"
+        : "Nothing to execute.\n"
       : ctx.planFile
         ? `Nothing was deleted. The plans are saved in ${ctx.planFile}; to execute exactly them (before they expire):\n  ${ctx.command}\n`
         : `Nothing was deleted. To delete what matches then (previewed again, each message re-checked):\n  ${ctx.command}\n`;
@@ -130,7 +136,10 @@ export function previewJson(preview: FleetPreview, ctx: PreviewContext): string 
       state: o.state,
       ...(o.error !== undefined ? { error: o.error } : {}),
       ...(o.value
-        ? { ...planRecord(o.value), sample: o.value.sample.map((m) => messageRecord(o.host.name, m, ctx.now)) }
+        ? {
+            ...planRecord(o.value),
+            sample: o.value.sample.map((m) => messageRecord(o.host.name, m, ctx.now)),
+          }
         : {}),
     })),
     matched: preview.totals.matched,

@@ -80,6 +80,7 @@ function sizeSection(
   const big = q.messages >= 1_000_000;
   const at100k = q.messages === 100_000;
   log(`  header search`);
+  const ids = measure(runs, probe("regex-ids", "0", SEARCH), grep);
   const search = measure(runs, probe("regex", "0", SEARCH), grep);
   const search2 = measure(runs, probe("regex", "2", SEARCH), grep);
   log(`  listing`);
@@ -89,8 +90,8 @@ function sizeSection(
   const stats = measure(runs, probe("stats"), qstat);
   const counts = measure(runs, probe("stats-counts"), qstat);
   const cached = measure(runs, probe("stats-cached"), qstat);
-  const ratio = search.qmfleet.ms / search.baselineMs;
-  const peak = Math.max(...[search, list, stats, counts, cached].map((m) => m.qmfleet.peakRssMB));
+  const ratio = ids.qmfleet.ms / ids.baselineMs;
+  const peak = Math.max(...[ids, search, list, stats, counts, cached].map((m) => m.qmfleet.peakRssMB));
   const peakWorkers = Math.max(search2.qmfleet.peakRssMB, list2.qmfleet.peakRssMB);
   const row = (operation: string, m: Measured, goal: string, ok: boolean | undefined): Row => ({
     operation,
@@ -102,12 +103,13 @@ function sizeSection(
   });
   const rows: Row[] = [
     row(
-      `header regex -H '${SEARCH}' vs grep -rlE`,
-      search,
+      `header regex -H '${SEARCH}', ids (-N) vs grep -rlE`,
+      ids,
       at100k ? `<= ${GOALS.searchRatio}x grep` : "",
       at100k ? ratio <= GOALS.searchRatio : undefined,
     ),
-    row("the same search, 2 worker threads", search2, "", undefined),
+    row("the same search, matches listed whole", search, "", undefined),
+    row("the same, whole, 2 worker threads", search2, "", undefined),
     row(
       "list, subjects decoded vs grep -rhE -m1 ^Subject:",
       list,
@@ -148,11 +150,12 @@ function sizeSection(
   const [messFiles, todoEntries] = stats.baselineOutput.split("\n");
   const s = stats.qmfleet.detail as Record<string, number>;
   const notes = [
-    `matches: qmfleet ${search.qmfleet.count}, grep ${search.baselineOutput} (the same set: the pattern is anchored to a header line)`,
+    `matches: qmfleet ${ids.qmfleet.count} (ids) and ${search.qmfleet.count} (whole), grep ${search.baselineOutput} (the same set: the pattern is anchored to a header line)`,
     `listed: ${list.qmfleet.count} messages (grep printed ${list.baselineOutput} raw Subject lines)`,
     `qmail-qstat: find counts ${messFiles} mess files, ${Number(todoEntries) - 1} todo; qmfleet ${s.messagesInQueue} and ${s.notPreprocessed}; bytes ${s.bytes} (builder wrote ${q.bytes}), oldest birth ${s.oldestBirth} (builder: ${q.oldestBirth})`,
     `StatsCache: the first call (filling it) took ${seconds(Number(cached.qmfleet.detail?.firstMs))}`,
     `peak RSS per operation: ${[
+      ["search ids", ids],
       ["search", search],
       ["search in workers", search2],
       ["list", list],

@@ -4,6 +4,7 @@
 // memory (VmHWM: all threads, workers included).
 //
 //   node read-probe.js <queue root> regex <workers> <pattern>   messages whose header lines match (-H)
+//   node read-probe.js <queue root> regex-ids <workers> <pattern>   the same, envelope files unread (-N)
 //   node read-probe.js <queue root> list <workers>              every message, subjects decoded
 //   node read-probe.js <queue root> stats             counts, bytes and oldest, nothing cached
 //   node read-probe.js <queue root> stats-counts      qmail-qstat's numbers and the per-state counts only
@@ -24,7 +25,8 @@ async function run(root: string, op: string, args: string[]): Promise<ProbeResul
   const started = performance.now();
   const elapsed = () => performance.now() - started;
   switch (op) {
-    case "regex": {
+    case "regex":
+    case "regex-ids": {
       const select: ScanSelection = {
         filter: {
           criteria: [{ kind: "headerRegex", pattern: { source: args[1] ?? "", caseInsensitive: false } }],
@@ -32,7 +34,8 @@ async function run(root: string, op: string, args: string[]): Promise<ProbeResul
         now,
       };
       let count = 0;
-      for await (const _ of scanQueue(layout, { select, workers: Number(args[0] ?? 0) })) count++;
+      const envelope = op === "regex";
+      for await (const _ of scanQueue(layout, { select, envelope, workers: Number(args[0] ?? 0) })) count++;
       return { ms: elapsed(), count, peakRssMB: peakRssMB() };
     }
     case "list": {
@@ -59,7 +62,7 @@ async function run(root: string, op: string, args: string[]): Promise<ProbeResul
       return { ms, count: s.messagesInQueue, peakRssMB: peakRssMB(), detail: { ...s, firstMs } };
     }
     default:
-      throw new Error(`unknown operation ${op} (regex, list, stats, stats-counts, stats-cached)`);
+      throw new Error(`unknown operation ${op} (regex, regex-ids, list, stats, stats-counts, stats-cached)`);
   }
 }
 

@@ -1,9 +1,11 @@
 // `npm run demo`: a three-host qmail fleet on this machine, asked through qmfleet as an operator
 // would. It writes demo-fleet/ (queues of a few thousand messages each, with a "failure notice"
 // bounce storm to support@abcde.net carrying ISO-2022-JP subjects; a CA and certificates; an
-// inventory), starts three real qmfleet-agent processes on free loopback ports with mutual TLS,
-// runs each step below with the built qmfleet command and prints what it prints, and stops the
-// agents whatever happens (error, Ctrl-C).
+// inventory), starts on each host the qmail-send stand-in (test/src/qmail-send: it holds
+// lock/sendmutex, defers every delivery, retires messages as qmail-send does) and a real
+// qmfleet-agent on a free loopback port with mutual TLS, runs each step below with the built
+// qmfleet command and prints what it prints - ending with a live purge of the storm, qmail-send
+// running throughout - and stops everything it started whatever happens (error, Ctrl-C).
 //
 // To show another query, add a step to STEPS.
 
@@ -19,6 +21,7 @@ import {
   writeInventory,
 } from "../e2e/processes.js";
 import { generateMixedQueue } from "../mixed-queue.js";
+import { type StandIn, startQmailSend } from "../qmail-send/index.js";
 
 interface DemoHost {
   name: string;
@@ -70,15 +73,25 @@ const STEPS: Step[] = [
     showLines: 8,
   },
   {
-    say: "Without --dry-run a selection asks for a deletion: this version refuses, and nothing changes",
-    args: ["-habcde\\.net"],
-    status: 1,
-  },
-  {
     say: "One message of one host, with the fingerprint a listing gave (refused if the id was reused since)",
     args: (sample) => [`-m${sample}`, "--max-bytes", "400"],
   },
   { say: "Queue consistency of every host (orphans, odd entries, split disagreements)", args: ["--check"] },
+  {
+    say: "Without --yes a deletion is only previewed: every agent makes a plan (what matches, the mode, a sample) and nothing is deleted",
+    args: ["-Sfailure notice", "-f<>"],
+    showLines: 16,
+  },
+  {
+    say: "--yes: previewed again, then exactly those plans executed, live - qmail-send keeps running, no downtime",
+    args: ["-Sfailure notice", "-f<>", "--yes", "--reason", "demo"],
+  },
+  { say: "The fleet after the purge", args: ["-s"] },
+  {
+    say: "Every purged message was kept in its agent's quarantine (--restore HOST:ID puts one back)",
+    args: ["--quarantine", "--hosts", "mx1"],
+    showLines: 5,
+  },
 ];
 
 /** Lines of `text`: the first `max`, a count of those left out, and the last one (the totals). */
@@ -99,7 +112,7 @@ function say(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-async function runDemo(agents: AgentProcess[]): Promise<void> {
+async function runDemo(agents: AgentProcess[], standIns: StandIn[]): Promise<void> {
   await rm(FLEET_DIR, { recursive: true, force: true });
   say(`Writing a demo fleet into ${relative(process.cwd(), FLEET_DIR) || "."}/`);
   const certs = await generateFleetCertificates(join(FLEET_DIR, "pki"));
@@ -115,6 +128,9 @@ async function runDemo(agents: AgentProcess[]): Promise<void> {
     say(
       `  ${host.name}: ${summary.messages} messages, ${summary.storm} of them "failure notice" to support@abcde.net`,
     );
+    const qmailSend = await startQmailSend(summary.root);
+    standIns.push(qmailSend);
+    say(`  ${host.name}: qmail-send (stand-in) running, pid ${qmailSend.pid}`);
     agents.push(await startAgentProcess({ queue: summary.root, certs, entry: ENTRY }));
     say(`  ${host.name}: qmfleet-agent listening on ${agents[agents.length - 1]?.address} (mutual TLS)`);
   }
@@ -137,6 +153,13 @@ async function runDemo(agents: AgentProcess[]): Promise<void> {
     if (result.code !== (step.status ?? 0)) {
       throw new Error(`qmfleet exited with status ${result.code}`);
     }
+  }
+  say("\n# What each qmail-send logged meanwhile (it retired the purged messages itself)");
+  for (const [i, qmailSend] of standIns.entries()) {
+    const log = qmailSend.log();
+    const ended = log.filter((line) => line.startsWith("end msg ")).length;
+    const warnings = log.filter((line) => line.includes("warning:")).length;
+    say(`  ${HOSTS[i]?.name}: ${ended} "end msg" lines, ${warnings} warnings; still running: ${qmailSend.running()}`);
   }
 }
 
@@ -163,14 +186,18 @@ async function main(): Promise<number> {
   // Output piped into `head` that has closed: keep going quietly, so the agents still get stopped.
   process.stdout.on("error", () => {});
   const agents: AgentProcess[] = [];
-  const stopAgents = () => Promise.all(agents.map((a) => a.stop()));
+  const standIns: StandIn[] = [];
+  const stopAgents = async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    await Promise.all(standIns.map((s) => s.dispose()));
+  };
   // Ctrl-C: stop the agents before leaving, never leave them running.
   process.once("SIGINT", () => {
     say("\ninterrupted: stopping the agents");
     stopAgents().finally(() => process.exit(130));
   });
   try {
-    await runDemo(agents);
+    await runDemo(agents, standIns);
     return 0;
   } catch (error) {
     process.stderr.write(`demo failed: ${(error as Error).message}\n`);
@@ -181,7 +208,7 @@ async function main(): Promise<number> {
   } finally {
     await stopAgents();
     say(
-      `\nAgents stopped. The fleet's files stay in ${relative(process.cwd(), FLEET_DIR) || "."}/ until the next run.`,
+      `\nAgents and qmail-send stand-ins stopped. The fleet's files stay in ${relative(process.cwd(), FLEET_DIR) || "."}/ until the next run.`,
     );
   }
 }

@@ -336,14 +336,19 @@ describe("the fleet's queues read through qmfleet, end to end", () => {
     );
   });
 
-  it("a selection flag without --dry-run is refused and deletes nothing; the dry run twin answers", async () => {
+  it("a purge preview needs the admin role: a read certificate is denied on every host; the dry run twin answers", async () => {
     const refused = await cliProcess("-habcde.net", ...live);
-    assert.equal(refused.code, 1);
-    assert.equal(refused.stdout, "");
-    assert.match(
-      refused.stderr,
-      /^qmfleet: refusing to delete: this version of qmfleet does not delete\. The selection \(header ~ \/abcde\.net\/i\) asks for a deletion, as in qmHandle; add --dry-run .* Nothing was changed\.\n$/,
-    );
+    assert.equal(refused.code, 2);
+    for (const host of ["mx1", "mx2", "mx3"]) {
+      assert.match(
+        refused.stderr,
+        new RegExp(
+          `^qmfleet: ${host}: denied: PERMISSION_DENIED: PreviewPurge needs the admin role; certificate CN=reader,OU=read,O=qmfleet has read$`,
+          "m",
+        ),
+      );
+    }
+    assert.match(refused.stdout, /^Would delete 0 messages \(0 bytes\); 0\/3 hosts previewed\.$/m);
     assert.ok(
       expected.every((e) => existsSync(e.mess)),
       "nothing was deleted",
@@ -354,15 +359,19 @@ describe("the fleet's queues read through qmfleet, end to end", () => {
     const lines = table.stdout.trimEnd().split("\n");
     assert.equal(lines[0], "Dry run: messages matching header ~ /abcde.net/i (nothing is deleted)");
     assert.match(lines[1] ?? "", /^host +id +age +size +sender +first recipient +subject$/);
-    const rows = lines.slice(2, -1);
+    const rows = lines.slice(2, -2);
     const storm = of((e) => stormKinds(e) && e.state !== "being-written");
     assert.deepEqual(rows.map((r) => r.split(/ +/).slice(0, 2).join(":")).sort(), storm);
     for (const row of rows) assert.match(row, / {2}<> {2,}support@abcde\.net +配信失敗のお知らせ$/);
     assert.match(
-      lines.at(-1) ?? "",
+      lines.at(-2) ?? "",
       new RegExp(
         `^Would delete ${storm.length} messages \\(\\d+ bytes\\); 3/3 hosts answered\\. Nothing was deleted`,
       ),
+    );
+    assert.equal(
+      lines.at(-1),
+      `  qmfleet --inventory ${inventory} -habcde.net --hosts mx1,mx2,mx3 --yes --reason '<why>'`,
     );
   });
 

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type ChannelCredentials, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import { AgentServiceClient, ListQuarantineRequest } from "@qmfleet/proto";
+import { AgentServiceClient, ListQuarantineRequest, PreviewPurgeRequest } from "@qmfleet/proto";
 import { type FleetCertificates, generateFleetCertificates, type KeyPairFiles } from "../certs.js";
 import { buildQueue } from "../queue-builder.js";
 import { type AgentProcess, startAgentProcess } from "./processes.js";
@@ -49,19 +49,31 @@ function call(
     const done = (error: ServiceError | null, value: unknown) => resolve(settle(error, value));
     if (method === "getAgentInfo") client.getAgentInfo({}, new Metadata(), options, done);
     else if (method === "getStats") client.getStats({}, new Metadata(), options, done);
-    else client.sendNow({}, new Metadata(), options, done);
+    else client.sendNow({ reason: "" }, new Metadata(), options, done);
   }).finally(() => client.close());
 }
 
-function listQuarantine(address: string, creds: ChannelCredentials): Promise<Outcome> {
+/** A server stream to its end: ok with the responses, or the error it ended with. */
+function streamCall(
+  address: string,
+  creds: ChannelCredentials,
+  method: "listQuarantine" | "previewPurge",
+): Promise<Outcome> {
   const client = new AgentServiceClient(address, creds);
-  const stream = client.listQuarantine(ListQuarantineRequest.fromPartial({}), new Metadata(), {
-    deadline: new Date(Date.now() + 10_000),
-  });
+  const options = { deadline: new Date(Date.now() + 10_000) };
+  const stream =
+    method === "listQuarantine"
+      ? client.listQuarantine(ListQuarantineRequest.fromPartial({}), new Metadata(), options)
+      : client.previewPurge(
+          PreviewPurgeRequest.fromPartial({ filter: { criteria: [{ all: true }] }, reason: "mtls test" }),
+          new Metadata(),
+          options,
+        );
+  const responses: unknown[] = [];
   return new Promise<Outcome>((resolve) => {
-    stream.on("data", () => {});
+    stream.on("data", (response: unknown) => responses.push(response));
     stream.on("error", (error: ServiceError) => resolve(settle(error, undefined)));
-    stream.on("end", () => resolve({ ok: true, value: {} }));
+    stream.on("end", () => resolve({ ok: true, value: { responses } }));
   }).finally(() => client.close());
 }
 
@@ -138,20 +150,23 @@ describe("agent access control over mutual TLS", () => {
       "PERMISSION_DENIED",
       /^SendNow needs the admin role; certificate CN=reader,OU=read,O=qmfleet has read$/,
     );
-    // The twin: the admin certificate passes the role check (SendNow itself comes later).
-    assertRejected(
-      await call(agent.address, tlsCredentials(certs, certs.operator), "sendNow"),
-      "UNIMPLEMENTED",
-      /^SendNow is not implemented by qmfleet-agent \d+\.\d+\.\d+ yet$/,
-    );
+    // The twin: the admin certificate may (no qmail-send runs here: nothing to signal).
+    const sent = assertOk(await call(agent.address, tlsCredentials(certs, certs.operator), "sendNow"));
+    assert.deepEqual(sent, { signaled: false, pid: 0 });
   });
 
-  it("answers RPCs it does not serve yet with UNIMPLEMENTED, on streams too", async () => {
+  it("refuses a purge preview to the read role, on a stream too, and lets it list the quarantine", async () => {
     assertRejected(
-      await listQuarantine(agent.address, tlsCredentials(certs, certs.reader)),
-      "UNIMPLEMENTED",
-      /^ListQuarantine is not implemented/,
+      await streamCall(agent.address, tlsCredentials(certs, certs.reader), "previewPurge"),
+      "PERMISSION_DENIED",
+      /^PreviewPurge needs the admin role; certificate CN=reader,OU=read,O=qmfleet has read$/,
     );
+    // The twin: the admin certificate gets a plan (of the one message), and nothing changes.
+    const admin = assertOk(await streamCall(agent.address, tlsCredentials(certs, certs.operator), "previewPurge"));
+    const [summary] = admin.responses as Array<{ summary?: { planId: string; matched: number } }>;
+    assert.match(summary?.summary?.planId ?? "", /^[0-9a-f]{24}$/);
+    assert.equal(summary?.summary?.matched, 1);
+    assertOk(await streamCall(agent.address, tlsCredentials(certs, certs.reader), "listQuarantine"));
   });
 
   it("denies a fleet certificate that carries no role, unless the agent maps its CN", async () => {
