@@ -81,7 +81,10 @@ describe("qmfleet arguments", () => {
       [["-D", "--yes", "--reason", " "], /--yes needs --reason TEXT/],
       [["-l", "--yes", "--reason", "r"], /--yes confirms a deletion: give selection flags alone/],
       [["-Sx", "--dry-run", "--yes", "--reason", "r"], /--dry-run only lists: it goes with neither --yes/],
-      [["-Sx", "--plan-file", "p.json", "--yes", "--reason", "r"], /--plan-file with --yes executes saved plans/],
+      [
+        ["-Sx", "--plan-file", "p.json", "--yes", "--reason", "r"],
+        /--plan-file with --yes executes saved plans/,
+      ],
       [["--plan-file", "p.json"], /--plan-file goes with a deletion's selection flags/],
       [["--plan-file", "p.json", "--yes", "--reason", "r", "--hosts", "mx1"], /leave out --hosts and --tags/],
       [["-l", "--stopped"], /--stopped shapes a deletion: give it with selection flags alone/],

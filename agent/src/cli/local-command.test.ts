@@ -270,7 +270,10 @@ describe("qmfleet-agent local: errors", () => {
     assert.match(agent("--queue", queue, "-l", "-s", "--json").stderr, /--json prints one document/);
     assert.match(agent("--queue", queue, "-l", "--dry-run").stderr, /--dry-run previews a deletion/);
     assert.match(agent("--queue", queue).stderr, /nothing to do/);
-    assert.match(agent("--queue", queue, "-s", "-Sx").stderr, /run -s, -m, --qread, --check, -a, --quarantine and --restore without them/);
+    assert.match(
+      agent("--queue", queue, "-s", "-Sx").stderr,
+      /run -s, -m, --qread, --check, -a, --quarantine and --restore without them/,
+    );
     // The passing twin: the same actions one at a time.
     assert.equal(agent("--queue", queue, "-s", "--json").status, 0);
   });

@@ -9,9 +9,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type BuiltMessage, QueueBuilder } from "@qmfleet/test";
-// TODO(lead): import from "@qmfleet/test" once test/src/index.ts re-exports ./qmail-send/index.js
-import { installQmailQueue, type StandIn, startQmailSend } from "../../../test/src/qmail-send/index.js";
+import {
+  type BuiltMessage,
+  installQmailQueue,
+  QueueBuilder,
+  type StandIn,
+  startQmailSend,
+} from "@qmfleet/test";
 import { findQmailSend } from "../engine/qmail-send.js";
 
 const AGENT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -33,7 +37,18 @@ const cleanups: Array<() => Promise<void> | void> = [];
 async function local(...args: string[]): Promise<Result> {
   const child = spawn(
     process.execPath,
-    ["--conditions=qmfleet-source", "--import", "tsx", BIN, "local", "--queue", root, "--state-dir", state, ...args],
+    [
+      "--conditions=qmfleet-source",
+      "--import",
+      "tsx",
+      BIN,
+      "local",
+      "--queue",
+      root,
+      "--state-dir",
+      state,
+      ...args,
+    ],
     { cwd: AGENT_DIR, stdio: ["ignore", "pipe", "pipe"] },
   );
   let stdout = "";
@@ -134,14 +149,20 @@ describe("qmfleet-agent local: deleting", () => {
     assert.equal(doc.awaitingRetirement, 0);
     const ids = targets.map((t) => t.id).sort();
     assert.deepEqual(
-      doc.outcomes.filter((o) => o.outcome === "retired").map((o) => o.id).sort(),
+      doc.outcomes
+        .filter((o) => o.outcome === "retired")
+        .map((o) => o.id)
+        .sort(),
       ids,
     );
     for (const t of targets) assert.ok(gone(t), `${t.id} left files behind`);
     assert.deepEqual(snapshot(others), kept);
     // qmail-send retired them through its own code path, and never complained.
     for (const id of ids) await qs.waitForLog(new RegExp(`^end msg ${id}$`));
-    assert.deepEqual(qs.log().filter((l) => l.includes("warning:")), []);
+    assert.deepEqual(
+      qs.log().filter((l) => l.includes("warning:")),
+      [],
+    );
     assert.equal(findQmailSend(root)?.pid, qs.pid, "qmail-send kept running, the same process");
     const execute = auditLines().find((a) => a.event === "purge-execute");
     assert.equal(execute?.who, os.userInfo().username);
@@ -173,7 +194,10 @@ describe("qmfleet-agent local: deleting", () => {
     const r = await local("-Sfailure notice", "--yes", "--reason", "no qmail-send", "--json");
     assert.equal(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout) as PurgeDoc;
-    assert.deepEqual([doc.mode, doc.purged, doc.qmailSendRestarted, doc.downtimeMs], ["stopped", 1, false, 0]);
+    assert.deepEqual(
+      [doc.mode, doc.purged, doc.qmailSendRestarted, doc.downtimeMs],
+      ["stopped", 1, false, 0],
+    );
     assert.ok(gone(targets[0] as BuiltMessage));
     assert.deepEqual(snapshot(others), kept);
     assert.equal(findQmailSend(root), undefined, "qmail-send was not started");
@@ -189,7 +213,10 @@ describe("qmfleet-agent local: deleting", () => {
     assert.equal(preview.status, 0, preview.stderr);
     const doc = JSON.parse(preview.stdout) as { count: number; mode: string; command: string };
     assert.deepEqual([doc.count, doc.mode], [1, "stopped"]);
-    assert.match(doc.command, /^qmfleet-agent local --queue \S+ --state-dir \S+ '-Sfailure notice' --json --yes --reason '<why>'$/);
+    assert.match(
+      doc.command,
+      /^qmfleet-agent local --queue \S+ --state-dir \S+ '-Sfailure notice' --json --yes --reason '<why>'$/,
+    );
     assert.deepEqual(snapshot(all), before);
     assert.equal(fs.existsSync(state), false, "neither made a state directory");
   });
@@ -228,7 +255,12 @@ describe("qmfleet-agent local: quarantine, retry, send now", () => {
   });
 
   it("--restore of an unknown id says so, exits 4, and restores nothing", async () => {
-    const r = await local("--restore", "20260101T000000Z-5-0a0b0c0d", "--qmail-queue", installQmailQueue(root, dir));
+    const r = await local(
+      "--restore",
+      "20260101T000000Z-5-0a0b0c0d",
+      "--qmail-queue",
+      installQmailQueue(root, dir),
+    );
     assert.equal(r.status, 4);
     assert.match(r.stdout, /^20260101T000000Z-5-0a0b0c0d: NOT restored: no quarantined message/);
   });

@@ -142,22 +142,30 @@ function settleSchedule(root: string, now: number): void {
   }
 }
 
-/** Until the stand-in's log has not grown for 2 s: todo/ preprocessed, first deliveries over. */
-async function quiet(qs: StandIn, limitMs = 15 * 60_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
+/**
+ * Until the stand-in has preprocessed todo/ and the first deliveries of those messages are
+ * over: its log still for 2 s, or 30 s after todo/ emptied (fresh messages retry 100 s and
+ * 400 s after their birth, so a trickle of retries is its normal life from then on).
+ */
+async function settled(qs: StandIn, root: string): Promise<void> {
+  const deadline = Date.now() + 15 * 60_000;
   let size = -1;
   let stableSince = Date.now();
+  let todoEmptySince: number | undefined;
   while (Date.now() < deadline) {
     await sleep(250);
+    if (todoEmptySince === undefined && fs.readdirSync(path.join(root, "todo")).length === 0) {
+      todoEmptySince = Date.now();
+    }
     const now = fs.statSync(qs.logFile).size;
     if (now !== size) {
       size = now;
       stableSince = Date.now();
-    } else if (Date.now() - stableSince >= 2000) {
-      return;
     }
+    if (todoEmptySince === undefined) continue;
+    if (Date.now() - stableSince >= 2000 || Date.now() - todoEmptySince >= 30_000) return;
   }
-  throw new Error(`the qmail-send stand-in did not fall quiet within ${limitMs} ms`);
+  throw new Error("the qmail-send stand-in did not preprocess todo/ within 15 minutes");
 }
 
 /** Samples who holds lock/sendmutex every 10 ms: downtime is the time no qmail-send holds it. */
@@ -242,7 +250,7 @@ async function prepare(
   settleSchedule(root, now);
   log(`  queue of ${count} built in ${seconds(performance.now() - t)}; starting the qmail-send stand-in`);
   const qs = await startQmailSend(root, {});
-  await quiet(qs);
+  await settled(qs, root);
   return { work, root, summary, qs };
 }
 
@@ -286,8 +294,8 @@ async function qmfleetMode(p: Prepared, mode: "live" | "stopped"): Promise<ModeR
       `qmail-send pid ${pids.join(", ")} held lock/sendmutex throughout (${pids.length === 1 ? "never restarted" : "RESTARTED"})`,
     );
     notes.push(
-      `${r.awaitingAtReturn} neutralized messages were not yet retired when executePurge returned ` +
-        `(it waits 60 s by default); ${r.neverRetired} were still queued when the watch ended`,
+      `all ${rep.purged} neutralized ${seconds(r.neutralizeMs)} into executePurge; ${r.awaitingAtReturn} of them were ` +
+        `not yet retired when it returned (it waits 60 s by default), ${r.neverRetired} still queued when the watch ended`,
     );
     notes.push(
       `qmail-send meanwhile: ${lines.filter((l) => l.startsWith("starting delivery")).length} deliveries started ` +
@@ -303,7 +311,8 @@ async function qmfleetMode(p: Prepared, mode: "live" | "stopped"): Promise<ModeR
   const warnings = warningsIn(lines);
   notes.push(
     `stand-in warnings: ${warnings.length}${warnings.length > 0 ? ` (first: ${warnings[0]})` : ""}; ` +
-      `agent CPU ${r.cpuSeconds.toFixed(1)} s; peak RSS after the preview ${r.previewPeakRssMB} MB`,
+      `agent CPU: preview ${r.previewCpuSeconds.toFixed(1)} s, executePurge ${r.executeCpuSeconds.toFixed(1)} s; ` +
+      `peak RSS after the preview ${r.previewPeakRssMB} MB`,
   );
   // The start command names temporary paths: what matters is that and how it was started.
   for (const note of rep.notes) notes.push(`engine note: ${note.replace(/ with .*$/, "")}`);

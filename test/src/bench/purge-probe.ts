@@ -43,10 +43,20 @@ export interface PurgeProbeResult {
   /** Live: of those, still in the queue when the watch ended. */
   neverRetired: number;
   report: PurgeReport;
+  /** Live: from the start of executePurge to the last message neutralized (then it waits for retirement). */
+  neutralizeMs: number;
+  /** CPU seconds of this process: the preview; executePurge (its retirement wait included); all, this probe's own watch included. */
+  previewCpuSeconds: number;
+  executeCpuSeconds: number;
   /** VmHWM after the preview, and at the end (all threads). */
   previewPeakRssMB: number;
   peakRssMB: number;
   cpuSeconds: number;
+}
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 function peakRssMB(): number {
@@ -67,22 +77,29 @@ async function run(job: PurgeProbeJob): Promise<PurgeProbeResult> {
   const plan = await previewPurge(env, { filter: job.filter, mode: job.mode, reason: "purge benchmark" });
   const previewMs = performance.now() - started;
   const previewPeakRssMB = peakRssMB();
+  const previewCpuSeconds = cpuSeconds();
 
   // id -> when it left the queue (ms since start); neutralized-only ids stay undefined.
   const left = new Map<string, number | undefined>();
   const executeStarted = performance.now();
+  let neutralizeMs = 0;
   const report = await executePurge(env, plan.planId, { who: "bench" }, (o) => {
-    if (o.outcome === "neutralized") left.set(o.id, undefined);
-    else if (o.outcome === "retired" || o.outcome === "removed") left.set(o.id, performance.now() - started);
+    if (o.outcome === "neutralized") {
+      left.set(o.id, undefined);
+      neutralizeMs = performance.now() - executeStarted;
+    } else if (o.outcome === "retired" || o.outcome === "removed")
+      left.set(o.id, performance.now() - started);
   });
   const executeMs = performance.now() - executeStarted;
+  const executeCpuSeconds = cpuSeconds() - previewCpuSeconds;
 
   const layout = detectLayout(job.queueRoot);
   let awaiting = [...left].filter(([, at]) => at === undefined).map(([id]) => id);
   const awaitingAtReturn = awaiting.length;
   const watchUntil = performance.now() + job.watchMs;
   while (awaiting.length > 0 && performance.now() < watchUntil) {
-    await sleep(200);
+    // Once a second: lstat-ing tens of thousands of files is CPU that qmail-send needs too.
+    await sleep(1000);
     awaiting = awaiting.filter((id) => {
       const mess = path.join(layout.root, "mess", String(BigInt(id) % BigInt(layout.split)), id);
       let ino: bigint | undefined;
@@ -107,10 +124,10 @@ async function run(job: PurgeProbeJob): Promise<PurgeProbeResult> {
     report,
     previewPeakRssMB,
     peakRssMB: peakRssMB(),
-    cpuSeconds: (() => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1e6;
-    })(),
+    neutralizeMs,
+    previewCpuSeconds,
+    executeCpuSeconds,
+    cpuSeconds: cpuSeconds(),
   };
 }
 

@@ -159,7 +159,9 @@ async function runDemo(agents: AgentProcess[], standIns: StandIn[]): Promise<voi
     const log = qmailSend.log();
     const ended = log.filter((line) => line.startsWith("end msg ")).length;
     const warnings = log.filter((line) => line.includes("warning:")).length;
-    say(`  ${HOSTS[i]?.name}: ${ended} "end msg" lines, ${warnings} warnings; still running: ${qmailSend.running()}`);
+    say(
+      `  ${HOSTS[i]?.name}: ${ended} messages retired ("end msg": the purged ones, and any left with nothing to deliver), ${warnings} warnings; still running: ${qmailSend.running()}`,
+    );
   }
 }
 

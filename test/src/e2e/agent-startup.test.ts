@@ -25,7 +25,9 @@ function getAgentInfo(address: string, creds: ChannelCredentials): Promise<GetAg
 function sendNow(address: string, creds: ChannelCredentials): Promise<ServiceError | null> {
   const client = new AgentServiceClient(address, creds);
   return new Promise<ServiceError | null>((resolve) =>
-    client.sendNow({ reason: "" }, new Metadata(), { deadline: new Date(Date.now() + 10_000) }, (e) => resolve(e)),
+    client.sendNow({ reason: "" }, new Metadata(), { deadline: new Date(Date.now() + 10_000) }, (e) =>
+      resolve(e),
+    ),
   ).finally(() => client.close());
 }
 

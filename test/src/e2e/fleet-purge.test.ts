@@ -22,8 +22,12 @@ import { installQmailQueue, lockHolders, type StandIn, startQmailSend } from "..
 import { type BuiltMessage, QueueBuilder } from "../queue-builder.js";
 import { type AgentProcess, type CliResult, runCli, startAgentProcess, writeInventory } from "./processes.js";
 
-const STORM = JAPANESE_SUBJECTS.find((s) => s.text === "配信失敗のお知らせ") as (typeof JAPANESE_SUBJECTS)[number];
-const SHOP = JAPANESE_SUBJECTS.find((s) => s.text === "ご注文ありがとうございます") as (typeof JAPANESE_SUBJECTS)[number];
+const STORM = JAPANESE_SUBJECTS.find(
+  (s) => s.text === "配信失敗のお知らせ",
+) as (typeof JAPANESE_SUBJECTS)[number];
+const SHOP = JAPANESE_SUBJECTS.find(
+  (s) => s.text === "ご注文ありがとうございます",
+) as (typeof JAPANESE_SUBJECTS)[number];
 const HOSTS = ["bad", "mx1", "mx2", "mx3", "mx4"] as const;
 type Host = (typeof HOSTS)[number];
 type Kind = "storm" | "shop" | "slow" | "notice";
@@ -108,7 +112,14 @@ interface PurgeDocument {
 interface PreviewDocument {
   preview: boolean;
   filter: string;
-  hosts: Array<{ name: string; state: string; planId: string; mode: string; matched: number; sample: { id: string }[] }>;
+  hosts: Array<{
+    name: string;
+    state: string;
+    planId: string;
+    mode: string;
+    matched: number;
+    sample: { id: string }[];
+  }>;
   matched: number;
   command: string;
 }
@@ -141,14 +152,19 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
   const gone = (m: Built) => m.built.written.every((rel) => !existsSync(path(m, rel)));
   /** Every file of these messages with its bytes: what "left untouched" must keep. */
   const snapshot = (list: Built[]) =>
-    new Map(list.flatMap((m) => m.built.written.map((rel) => [`${m.host}/${rel}`, readFileSync(path(m, rel)).toString("base64")])));
+    new Map(
+      list.flatMap((m) =>
+        m.built.written.map((rel) => [`${m.host}/${rel}`, readFileSync(path(m, rel)).toString("base64")]),
+      ),
+    );
   /** Every regular file of a queue with its bytes (lock/ aside: qmail-send's own). */
   const wholeQueue = (host: Host) => {
     const root = roots.get(host) as string;
     const files = new Map<string, string>();
     for (const entry of readdirSync(root, { withFileTypes: true, recursive: true })) {
       const abs = join(entry.parentPath, entry.name);
-      if (entry.isFile() && !abs.startsWith(join(root, "lock"))) files.set(abs, readFileSync(abs).toString("base64"));
+      if (entry.isFile() && !abs.startsWith(join(root, "lock")))
+        files.set(abs, readFileSync(abs).toString("base64"));
     }
     return files;
   };
@@ -189,7 +205,12 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
         ...(host === "bad" ? ["--qmail-send-stop", "/bin/false"] : []),
       ];
       agents.push(
-        await startAgentProcess({ queue: builder.root, certs, stateDir: states.get(host) as string, extraArgs }),
+        await startAgentProcess({
+          queue: builder.root,
+          certs,
+          stateDir: states.get(host) as string,
+          extraArgs,
+        }),
       );
     }
     const hosts = HOSTS.map((name, i) => ({ name, address: agents[i]?.address ?? "" }));
@@ -223,7 +244,10 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
       [...of("mx1", "storm"), ...of("mx2", "storm")].map((m) => `${m.host}:${m.built.id}`).sort(),
     );
     assert.equal(doc.matched, 5);
-    assert.equal(doc.command, `qmfleet --inventory ${inventory} '-S${STORM.text}' --hosts mx1,mx2 --json --yes --reason '<why>'`);
+    assert.equal(
+      doc.command,
+      `qmfleet --inventory ${inventory} '-S${STORM.text}' --hosts mx1,mx2 --json --yes --reason '<why>'`,
+    );
     assert.deepEqual([wholeQueue("mx1"), wholeQueue("mx2")], before, "byte-identical queues");
 
     // The table, from the real command: per-host plans, then what to run.
@@ -232,7 +256,10 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
     assert.match(table.stdout, /^Purge preview: messages matching subject contains "配信失敗のお知らせ"\n/);
     assert.match(table.stdout, /^mx1 +ok +live +3 +\d+ +0 +[0-9a-f]{24} \(until \d\d:\d\d:\d\dZ\)$/m);
     assert.match(table.stdout, /^mx2 +ok +live +2 +\d+ +0 +[0-9a-f]{24} /m);
-    assert.match(table.stdout, /\nWould delete 5 messages \(\d+ bytes\); 2\/2 hosts previewed\.\nNothing was deleted\./);
+    assert.match(
+      table.stdout,
+      /\nWould delete 5 messages \(\d+ bytes\); 2\/2 hosts previewed\.\nNothing was deleted\./,
+    );
     assert.ok(table.stdout.endsWith(" --hosts mx1,mx2 --yes --reason '<why>'\n"), table.stdout);
     assert.deepEqual([wholeQueue("mx1"), wholeQueue("mx2")], before, "byte-identical queues");
   });
@@ -263,7 +290,15 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
       ["live", 5, 5, 0, 0, 0, 0],
     );
     assert.deepEqual(
-      doc.hosts.map((h) => [h.name, h.state, h.mode, h.purged, h.retired, h.downtimeMs, h.awaitingRetirement]),
+      doc.hosts.map((h) => [
+        h.name,
+        h.state,
+        h.mode,
+        h.purged,
+        h.retired,
+        h.downtimeMs,
+        h.awaitingRetirement,
+      ]),
       [
         ["mx1", "ok", "live", 3, 3, 0, 0],
         ["mx2", "ok", "live", 2, 2, 0, 0],
@@ -278,7 +313,10 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
       await qs.waitForLog(new RegExp(`^end msg ${m.built.id}$`), { from: marks.get(m.host) ?? 0 });
     }
     for (const host of ["mx1", "mx2"] as const) {
-      assert.deepEqual((standIns.get(host) as StandIn).log().filter((l) => l.includes("warning:")), []);
+      assert.deepEqual(
+        (standIns.get(host) as StandIn).log().filter((l) => l.includes("warning:")),
+        [],
+      );
       const execute = audit(host).find((a) => a.event === "purge-execute");
       assert.deepEqual([execute?.who, execute?.reason], ["operator", "storm INC-7"]);
     }
@@ -301,7 +339,10 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
     assert.equal(code, 0, stderr);
     const doc = JSON.parse(stdout) as PurgeDocument;
     const [mx3, mx4] = doc.hosts;
-    assert.deepEqual([mx3?.name, mx3?.state, mx3?.mode, mx3?.purged, mx3?.qmailSendRestarted], ["mx3", "ok", "stopped", 2, true]);
+    assert.deepEqual(
+      [mx3?.name, mx3?.state, mx3?.mode, mx3?.purged, mx3?.qmailSendRestarted],
+      ["mx3", "ok", "stopped", 2, true],
+    );
     assert.ok((mx3?.downtimeMs ?? 0) > 0, `mx3 downtime ${mx3?.downtimeMs}`);
     assert.deepEqual(
       [mx4?.name, mx4?.state, mx4?.mode, mx4?.purged, mx4?.qmailSendRestarted, mx4?.downtimeMs],
@@ -314,7 +355,11 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
     await old.waitForExit();
     const next = await old.successor();
     assert.deepEqual(lockHolders(join(roots.get("mx3") as string, "lock", "sendmutex")), [next.pid]);
-    assert.deepEqual(lockHolders(join(roots.get("mx4") as string, "lock", "sendmutex")), [], "not started on mx4");
+    assert.deepEqual(
+      lockHolders(join(roots.get("mx4") as string, "lock", "sendmutex")),
+      [],
+      "not started on mx4",
+    );
   });
 
   it("refuses a purge to a read-only certificate on every host, and changes nothing; the admin twin previews", async () => {
@@ -325,7 +370,16 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
       new AbortController().signal,
     );
     assert.equal(refused, 2);
-    const denied = await runCli(["--inventory", readInventory, `-S${SHOP.text}`, "--hosts", "mx4", "--yes", "--reason", "r"]);
+    const denied = await runCli([
+      "--inventory",
+      readInventory,
+      `-S${SHOP.text}`,
+      "--hosts",
+      "mx4",
+      "--yes",
+      "--reason",
+      "r",
+    ]);
     assert.equal(denied.code, 2);
     assert.match(
       denied.stderr,
@@ -343,10 +397,22 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
   it("lists the quarantine and restores a purged message through the CLI", async () => {
     const listed = await cli("--quarantine", "--hosts", "mx1", "--json");
     assert.equal(listed.code, 0, listed.stderr);
-    const entries = (JSON.parse(listed.stdout) as { entries: Array<{ host: string; quarantineId: string; originalId: string; reason: string; subject: string }> }).entries;
+    const entries = (
+      JSON.parse(listed.stdout) as {
+        entries: Array<{
+          host: string;
+          quarantineId: string;
+          originalId: string;
+          reason: string;
+          subject: string;
+        }>;
+      }
+    ).entries;
     assert.deepEqual(
       entries.map((e) => e.originalId).sort(),
-      of("mx1", "storm").map((m) => m.built.id).sort(),
+      of("mx1", "storm")
+        .map((m) => m.built.id)
+        .sort(),
     );
     assert.ok(entries.every((e) => e.reason === "storm INC-7" && e.subject === STORM.text));
     const first = entries[0] as (typeof entries)[number];
@@ -358,7 +424,9 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
     const listedBack = (JSON.parse(back.stdout) as { messages: { id: string }[] }).messages;
     assert.equal(listedBack.length, 1);
     assert.ok(!of("mx1", "storm").some((m) => m.built.id === listedBack[0]?.id));
-    const after = JSON.parse((await cli("--quarantine", "--hosts", "mx1", "--json")).stdout) as { count: number };
+    const after = JSON.parse((await cli("--quarantine", "--hosts", "mx1", "--json")).stdout) as {
+      count: number;
+    };
     assert.equal(after.count, entries.length - 1);
   });
 
@@ -368,22 +436,42 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
     const mtime = (m: Built) => Math.floor(statSync(path(m, m.built.paths.info)).mtimeMs / 1000);
     const before = new Map(others.map((m) => [m.built.id, mtime(m)]));
     const started = Math.floor(Date.now() / 1000);
-    const { code, stdout, stderr } = await cli("-t@slow\\.example$", "--hosts", "mx4", "--reason", "link up", "--json");
+    const { code, stdout, stderr } = await cli(
+      "-t@slow\\.example$",
+      "--hosts",
+      "mx4",
+      "--reason",
+      "link up",
+      "--json",
+    );
     assert.equal(code, 0, stderr);
-    const doc = JSON.parse(stdout) as { hosts: Array<{ name: string; matched: number; changed: number; signaled: boolean }> };
+    const doc = JSON.parse(stdout) as {
+      hosts: Array<{ name: string; matched: number; changed: number; signaled: boolean }>;
+    };
     assert.deepEqual(doc.hosts, [{ name: "mx4", state: "ok", matched: 2, changed: 2, signaled: false }]);
     for (const m of matches) assert.ok(mtime(m) >= started, `${m.built.id} is due now`);
-    for (const m of others) assert.equal(mtime(m), before.get(m.built.id), `${m.built.id} kept its birth time`);
+    for (const m of others)
+      assert.equal(mtime(m), before.get(m.built.id), `${m.built.id} kept its birth time`);
   });
 
   it("-d HOST:ID --yes purges that one message on that host", async () => {
     const [target, ...rest] = of("mx4", "shop") as [Built, ...Built[]];
     const kept = snapshot([...rest, ...of("mx4", "slow")]);
-    const { code, stdout, stderr } = await cli("-d", `mx4:${target.built.id}`, "--yes", "--reason", "one", "--json");
+    const { code, stdout, stderr } = await cli(
+      "-d",
+      `mx4:${target.built.id}`,
+      "--yes",
+      "--reason",
+      "one",
+      "--json",
+    );
     assert.equal(code, 0, stderr);
     const doc = JSON.parse(stdout) as PurgeDocument;
     assert.equal(doc.filter, `id mx4:${target.built.id}`);
-    assert.deepEqual(doc.hosts.map((h) => [h.name, h.purged]), [["mx4", 1]]);
+    assert.deepEqual(
+      doc.hosts.map((h) => [h.name, h.purged]),
+      [["mx4", 1]],
+    );
     assert.ok(gone(target));
     assert.deepEqual(snapshot([...rest, ...of("mx4", "slow")]), kept);
   });
@@ -395,7 +483,9 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
     const preview = await cli(`-S${SHOP.text}`, "--hosts", "mx2", "--plan-file", file);
     assert.equal(preview.code, 0, preview.stderr);
     assert.ok(
-      preview.stdout.endsWith(`  qmfleet --inventory ${inventory} --plan-file ${file} --yes --reason '<why>'\n`),
+      preview.stdout.endsWith(
+        `  qmfleet --inventory ${inventory} --plan-file ${file} --yes --reason '<why>'\n`,
+      ),
       preview.stdout,
     );
     assert.deepEqual(wholeQueue("mx2"), before);
@@ -408,7 +498,10 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
     assert.equal(again.code, 2);
     const second = JSON.parse(again.stdout) as PurgeDocument;
     assert.equal(second.hosts[0]?.state, "failed");
-    assert.match(second.hosts[0]?.error ?? "", /FAILED_PRECONDITION: plan [0-9a-f]{24} is unknown, expired or already executed/);
+    assert.match(
+      second.hosts[0]?.error ?? "",
+      /FAILED_PRECONDITION: plan [0-9a-f]{24} is unknown, expired or already executed/,
+    );
   });
 
   it("--canary 1: a host that does not purge cleanly stops the rest, which are skipped and untouched", async () => {
@@ -428,9 +521,15 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
     assert.match(stdout, /^bad +failed +stopped +0 +0 +0 +0 +0 +0 +see error$/m);
     assert.match(stdout, /^mx3 +skipped$/m);
     assert.match(stderr, /^qmfleet: bad: failed: cannot stop qmail-send \(pid \d+\): \/bin\/false exited 1/m);
-    assert.match(stderr, /^qmfleet: mx3: skipped: not executed: canary bad \(failed\) did not purge cleanly$/m);
+    assert.match(
+      stderr,
+      /^qmfleet: mx3: skipped: not executed: canary bad \(failed\) did not purge cleanly$/m,
+    );
     assert.deepEqual(wholeQueue("mx3"), before, "the skipped host's queue is untouched");
-    assert.ok(of("bad", "shop").every((m) => !gone(m)), "nothing removed where qmail-send could not be stopped");
+    assert.ok(
+      of("bad", "shop").every((m) => !gone(m)),
+      "nothing removed where qmail-send could not be stopped",
+    );
     assert.ok((standIns.get("bad") as StandIn).running(), "qmail-send still runs on bad");
   });
 });

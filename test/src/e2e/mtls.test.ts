@@ -162,7 +162,9 @@ describe("agent access control over mutual TLS", () => {
       /^PreviewPurge needs the admin role; certificate CN=reader,OU=read,O=qmfleet has read$/,
     );
     // The twin: the admin certificate gets a plan (of the one message), and nothing changes.
-    const admin = assertOk(await streamCall(agent.address, tlsCredentials(certs, certs.operator), "previewPurge"));
+    const admin = assertOk(
+      await streamCall(agent.address, tlsCredentials(certs, certs.operator), "previewPurge"),
+    );
     const [summary] = admin.responses as Array<{ summary?: { planId: string; matched: number } }>;
     assert.match(summary?.summary?.planId ?? "", /^[0-9a-f]{24}$/);
     assert.equal(summary?.summary?.matched, 1);
