@@ -49,9 +49,9 @@ export interface CachedBucket {
 /**
  * What a long-running agent remembers between stats calls, so that a call at a million messages
  * lstats only what is new. Trusted without a new lstat, because of how qmail works:
- * - the size of mess/N/<id> once info/N/<id> exists: qmail-queue writes mess before it commits
- *   (todo), so a preprocessed message's mess never changes again; sizes of messages still in
- *   todo/ or intd/ are never cached;
+ * - the size of mess/N/<id> once todo/<id> or info/N/<id> exists: qmail-queue writes mess
+ *   before it commits (links intd to todo), so a committed message's mess never changes again;
+ *   the size of a message being written (intd/ only) is never cached;
  * - the mtime of info/N/<id> for all but the oldest: qmail-send never changes it, qmHandle -t
  *   sets it to now (younger), and the only candidate for "oldest" is lstat'ed again each call,
  *   walking up until one is confirmed, so the oldest birth is always exact.
@@ -148,28 +148,27 @@ const BUCKETS_BODY = `
     });
     return n;
   };
-  // Index of id in a sorted Float64Array, -1 when absent.
-  const find = (ids, id) => {
-    let lo = 0;
-    let hi = ids.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const v = ids[mid];
-      if (v === id) return mid;
-      if (v < id) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+  // Walks a sorted Float64Array alongside ascending ids (a merge, cheaper than a binary search
+  // per id): at(id) is the index of id in it, -1 when absent.
+  const cursor = (ids) => {
+    let j = 0;
+    return (id) => {
+      if (!ids) return -1;
+      while (j < ids.length && ids[j] < id) j++;
+      return j < ids.length && ids[j] === id ? j : -1;
+    };
   };
   // Message ids of one listing as numbers, growing; names that are not the plain decimal
   // form of a safe integer (beyond 2^53, leading zeros) are kept apart and never cached.
   const idList = () => ({ ids: new Float64Array(4096), n: 0, odd: [] });
   const addId = (list, name) => {
-    const id = Number(name);
-    if (!Number.isSafeInteger(id) || String(id) !== name) {
+    // Digits only (checked by the caller): up to 15 of them without a leading zero is exactly
+    // a safe integer that prints back as the name (cheaper than String(Number(name)) === name).
+    if (name.length > 15 || (name.charCodeAt(0) === 48 && name.length > 1)) {
       list.odd.push(name);
       return;
     }
+    const id = Number(name);
     if (list.n === list.ids.length) {
       const bigger = new Float64Array(list.ids.length * 2);
       bigger.set(list.ids);
@@ -204,10 +203,11 @@ const BUCKETS_BODY = `
       const before = cached && cached[n];
       const infoIds = sorted(infoList);
       const infoMtimes = new Float64Array(infoIds.length);
+      const cachedInfo = cursor(before && before.infoIds);
       let kept = 0;
       for (let i = 0; i < infoIds.length; i++) {
         const id = infoIds[i];
-        const at = before ? find(before.infoIds, id) : -1;
+        const at = cachedInfo(id);
         // 0: found changed or gone by the last check of the oldest, lstat'ed again.
         let mtime = at === -1 ? 0 : before.infoMtimes[at];
         if (mtime === 0) {
@@ -228,12 +228,15 @@ const BUCKETS_BODY = `
       const final = infoIds.subarray(0, kept);
       const messIds = sorted(messList);
       const messSizes = new Float64Array(messIds.length);
+      const inInfo = cursor(final);
+      const cachedMess = cursor(before && before.messIds);
       let cachedCount = 0;
       for (let i = 0; i < messIds.length; i++) {
         const id = messIds[i];
-        // Only a preprocessed message's size is final (see StatsCache).
-        const isFinal = find(final, id) !== -1;
-        const at = isFinal && before ? find(before.messIds, id) : -1;
+        // Only a committed message's size is final (see StatsCache).
+        const isFinal = inInfo(id) !== -1 || committed.has(id);
+        const inCache = cachedMess(id);
+        const at = isFinal ? inCache : -1;
         let size = at === -1 ? -1 : before.messSizes[at];
         if (at === -1) {
           const st = lstat(mess + "/" + id);
@@ -263,19 +266,28 @@ const BUCKETS_BODY = `
   return out;
 `;
 
-const bucketsInThread = new Function("fs", "root", "buckets", "detail", "cached", BUCKETS_BODY) as (
+const bucketsInThread = new Function(
+  "fs",
+  "root",
+  "buckets",
+  "detail",
+  "cached",
+  "committed",
+  BUCKETS_BODY,
+) as (
   fsModule: typeof fs,
   root: string,
   buckets: number[],
   detail: boolean,
   cached: Record<number, CachedBucket> | undefined,
+  committed: Set<number>,
 ) => BucketTotals;
 
 const WORKER_SOURCE = `
 const fs = require("node:fs");
 const { parentPort, workerData } = require("node:worker_threads");
-const buckets = new Function("fs", "root", "buckets", "detail", "cached", workerData.body);
-const out = buckets(fs, workerData.root, workerData.buckets, workerData.detail, workerData.cached);
+const buckets = new Function("fs", "root", "buckets", "detail", "cached", "committed", workerData.body);
+const out = buckets(fs, workerData.root, workerData.buckets, workerData.detail, workerData.cached, workerData.committed);
 const moved = [];
 for (const b of Object.values(out.cached)) moved.push(b.messIds.buffer, b.messSizes.buffer, b.infoIds.buffer, b.infoMtimes.buffer);
 parentPort.postMessage(out, moved);
@@ -286,6 +298,7 @@ function bucketsInWorker(
   buckets: number[],
   detail: boolean,
   cached: Record<number, CachedBucket> | undefined,
+  committed: Set<number>,
 ): Promise<BucketTotals> {
   // The cached arrays are moved to the worker and back, never copied.
   const moved: ArrayBuffer[] = [];
@@ -295,7 +308,7 @@ function bucketsInWorker(
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { root, buckets, detail, body: BUCKETS_BODY, cached },
+      workerData: { root, buckets, detail, body: BUCKETS_BODY, cached, committed },
       transferList: moved,
     });
     worker.once("message", (t: BucketTotals) => resolve(t));
@@ -306,11 +319,13 @@ function bucketsInWorker(
   });
 }
 
+/** `committed`: ids in todo/, whose mess is complete (see StatsCache). */
 async function allBuckets(
   layout: QueueLayout,
   detail: boolean,
   workers: number,
   cache: StatsCache | undefined,
+  committed: Set<number>,
 ): Promise<BucketTotals> {
   const all = Array.from({ length: layout.split }, (_, n) => n);
   const shares =
@@ -331,14 +346,16 @@ async function allBuckets(
   const parts: BucketTotals[] = [];
   if (workers <= 0) {
     for (const n of all) {
-      parts.push(bucketsInThread(fs, layout.root, [n], detail, cachedFor([n])));
+      parts.push(bucketsInThread(fs, layout.root, [n], detail, cachedFor([n]), committed));
       // The agent serves other calls meanwhile: a split dir is 1/split of the queue (~35 ms of
       // listing at a million messages, ~0.7 s when all its files are lstat'ed).
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } else {
     parts.push(
-      ...(await Promise.all(shares.map((b) => bucketsInWorker(layout.root, b, detail, cachedFor(b))))),
+      ...(await Promise.all(
+        shares.map((b) => bucketsInWorker(layout.root, b, detail, cachedFor(b), committed)),
+      )),
     );
   }
   const sum: BucketTotals = {
@@ -446,14 +463,15 @@ export async function queueStats(
   const nowSeconds = Math.floor(Date.now() / 1000);
   if (cache && nowSeconds - cache.fullPassAt >= cache.renewAfterSeconds) cache.buckets.clear();
   const fullPass = cache !== undefined && cache.buckets.size === 0;
-  let t = await allBuckets(layout, detailed, workers, cache);
+  const committedIds = new Set([...committed].map(Number));
+  let t = await allBuckets(layout, detailed, workers, cache, committedIds);
   if (cache && detailed) {
     if (fullPass) cache.fullPassAt = nowSeconds;
     const oldest = fullPass ? t.oldest : confirmedOldest(layout, cache);
     if (oldest === undefined) {
       // Many birth times changed since the cache was filled: count again from scratch.
       cache.buckets.clear();
-      t = await allBuckets(layout, detailed, workers, cache);
+      t = await allBuckets(layout, detailed, workers, cache, committedIds);
       cache.fullPassAt = nowSeconds;
     } else {
       const u = t.oldestUncached;

@@ -2,7 +2,8 @@
 // (100,000 messages by default) while a qmail-send stand-in runs, in three ways, each on a
 // fresh queue built from the same seed and clock:
 // - live:     qmfleet's live purge (mark T->D, ALRM, qmail-send retires): qmail-send never stops;
-// - stopped:  qmfleet's stopped purge (stop, remove in qmail's order, start);
+// - stopped:  qmfleet's stopped purge (stop, remove in qmail's order, start), with the default
+//             quarantine and without it (qmHandle keeps no copy: the like-for-like row);
 // - qmHandle: what `qmHandle -S'failure notice'` does, re-enacted in perl from its source:
 //             stop qmail-send for the whole run (TERM, then `sleep 1 while qmail_pid`), list the
 //             queue, read every mess file's headers for the Subject, unlink (mess first), restart.
@@ -92,8 +93,9 @@ for my $msg (@delete) {
 unlink @batch if @batch;
 my $t4 = time;
 open(my $st, '<', '/proc/self/status') or die; my ($hwm) = join('', <$st>) =~ /VmHWM:\s+(\d+)/;
-printf qq({"matched":%d,"stopMs":%.0f,"listMs":%.0f,"scanMs":%.0f,"deleteMs":%.0f,"peakRssMB":%d}\n),
-  scalar(@delete), ($t1-$t0)*1000, ($t2-$t1)*1000, ($t3-$t2)*1000, ($t4-$t3)*1000, $hwm/1024;
+my ($user, $system) = times;
+printf qq({"matched":%d,"stopMs":%.0f,"listMs":%.0f,"scanMs":%.0f,"deleteMs":%.0f,"peakRssMB":%d,"cpuSeconds":%.2f}\n),
+  scalar(@delete), ($t1-$t0)*1000, ($t2-$t1)*1000, ($t3-$t2)*1000, ($t4-$t3)*1000, $hwm/1024, $user + $system;
 `;
 
 interface QmHandleResult {
@@ -103,6 +105,7 @@ interface QmHandleResult {
   scanMs: number;
   deleteMs: number;
   peakRssMB: number;
+  cpuSeconds: number;
 }
 
 /** One row of the table, and what is said under it. */
@@ -262,12 +265,13 @@ function warningsIn(lines: string[]): string[] {
   return lines.filter((l) => l.startsWith("warning:") || l.startsWith("alert:"));
 }
 
-async function qmfleetMode(p: Prepared, mode: "live" | "stopped"): Promise<ModeResult> {
+async function qmfleetMode(p: Prepared, mode: "live" | "stopped", quarantine: boolean): Promise<ModeResult> {
   const job: PurgeProbeJob = {
     queueRoot: p.root,
     stateDir: path.join(p.work, "state"),
     quarantineDir: path.join(p.work, "quarantine"),
     mode,
+    quarantine,
     filter: FILTER,
     watchMs: WATCH_MS,
   };
@@ -294,7 +298,8 @@ async function qmfleetMode(p: Prepared, mode: "live" | "stopped"): Promise<ModeR
       `qmail-send pid ${pids.join(", ")} held lock/sendmutex throughout (${pids.length === 1 ? "never restarted" : "RESTARTED"})`,
     );
     notes.push(
-      `all ${rep.purged} neutralized ${seconds(r.neutralizeMs)} into executePurge; ${r.awaitingAtReturn} of them were ` +
+      `all ${rep.purged} neutralized ${seconds(r.neutralizeMs)} into executePurge (${r.neutralizeCpuSeconds.toFixed(1)} s of CPU); ` +
+        `${r.awaitingAtReturn} of them were ` +
         `not yet retired when it returned (it waits 60 s by default), ${r.neverRetired} still queued when the watch ended`,
     );
     notes.push(
@@ -317,7 +322,7 @@ async function qmfleetMode(p: Prepared, mode: "live" | "stopped"): Promise<ModeR
   // The start command names temporary paths: what matters is that and how it was started.
   for (const note of rep.notes) notes.push(`engine note: ${note.replace(/ with .*$/, "")}`);
   return {
-    mode: `qmfleet ${mode}`,
+    mode: `qmfleet ${mode}${quarantine ? "" : ", no quarantine"}`,
     matched: r.matched,
     previewMs: r.previewMs,
     executeMs: r.executeMs,
@@ -359,7 +364,7 @@ async function qmHandleMode(p: Prepared): Promise<{ result: ModeResult; restarte
         `phases: stop ${seconds(r.stopMs)} (TERM, then polled every second as qmHandle does), list ${seconds(r.listMs)}, ` +
           `Subject scan ${seconds(r.scanMs)}, unlink ${seconds(r.deleteMs)}, then qmail-send started again; ` +
           `all of it with qmail-send down; no quarantine, no re-check of ids, mess removed first`,
-        `stand-in warnings before the stop: ${warnings.length}; peak RSS is perl's`,
+        `stand-in warnings before the stop: ${warnings.length}; perl's CPU ${r.cpuSeconds.toFixed(1)} s; peak RSS is perl's`,
       ],
     },
   };
@@ -397,7 +402,7 @@ async function drive(count: number, seed: number, log: (l: string) => void): Pro
   const now = Math.floor(Date.now() / 1000);
   const results: ModeResult[] = [];
   let summary: MixedQueueSummary | undefined;
-  for (const mode of ["live", "stopped", "qmhandle"] as const) {
+  for (const mode of ["live", "stopped", "stopped-no-quarantine", "qmhandle"] as const) {
     log(`purge bench: ${mode}`);
     const p = await prepare(count, seed, now, log);
     summary = p.summary;
@@ -407,8 +412,10 @@ async function drive(count: number, seed: number, log: (l: string) => void): Pro
         const { result, restarted } = await qmHandleMode(p);
         cleanups.push(restarted);
         results.push(result);
+      } else if (mode === "stopped-no-quarantine") {
+        results.push(await qmfleetMode(p, "stopped", false));
       } else {
-        results.push(await qmfleetMode(p, mode));
+        results.push(await qmfleetMode(p, mode, true));
       }
       log(`  done: ${JSON.stringify(results.at(-1))}`);
     } finally {
@@ -422,7 +429,7 @@ async function drive(count: number, seed: number, log: (l: string) => void): Pro
     `${count} messages (seed ${seed}, split ${SPLIT}, ${(s.bytes / 2 ** 20).toFixed(0)} MB): ${s.storm} in the bounce storm ` +
       `(<> to support@abcde.net); the filter is the Subject "${SUBJECT}", as \`qmHandle -S'${SUBJECT}'\`, which also ` +
       `catches the queue's local double bounces. Each mode on a fresh copy of that queue (same seed, same clock), ` +
-      `page cache warm, qmail-send stand-in running (all deliveries defer, concurrency 10/20), quarantine on.`,
+      `page cache warm, qmail-send stand-in running (all deliveries defer, concurrency 10/20), quarantine on unless said.`,
     `load average at start of the purge benchmark: ${loadBefore}`,
     "",
     table(results),

@@ -27,6 +27,8 @@ export interface PurgeProbeJob {
   stateDir: string;
   quarantineDir: string;
   mode: PurgeMode;
+  /** Keep a copy of each message (the engine's default) or delete for good. */
+  quarantine: boolean;
   filter: Filter;
   /** After executePurge returns, how long to keep watching messages awaiting retirement. */
   watchMs: number;
@@ -45,8 +47,12 @@ export interface PurgeProbeResult {
   report: PurgeReport;
   /** Live: from the start of executePurge to the last message neutralized (then it waits for retirement). */
   neutralizeMs: number;
-  /** CPU seconds of this process: the preview; executePurge (its retirement wait included); all, this probe's own watch included. */
+  /**
+   * CPU seconds of this process: the preview; the neutralizing part of executePurge (live);
+   * executePurge (its retirement wait included); all, this probe's own watch included.
+   */
   previewCpuSeconds: number;
+  neutralizeCpuSeconds: number;
   executeCpuSeconds: number;
   /** VmHWM after the preview, and at the end (all threads). */
   previewPeakRssMB: number;
@@ -74,7 +80,12 @@ async function run(job: PurgeProbeJob): Promise<PurgeProbeResult> {
     qmailSend: { ...DEFAULT_QMAIL_SEND_CONFIG },
   };
   const started = performance.now();
-  const plan = await previewPurge(env, { filter: job.filter, mode: job.mode, reason: "purge benchmark" });
+  const plan = await previewPurge(env, {
+    filter: job.filter,
+    mode: job.mode,
+    quarantine: job.quarantine,
+    reason: "purge benchmark",
+  });
   const previewMs = performance.now() - started;
   const previewPeakRssMB = peakRssMB();
   const previewCpuSeconds = cpuSeconds();
@@ -83,10 +94,12 @@ async function run(job: PurgeProbeJob): Promise<PurgeProbeResult> {
   const left = new Map<string, number | undefined>();
   const executeStarted = performance.now();
   let neutralizeMs = 0;
+  let neutralizeCpuSeconds = 0;
   const report = await executePurge(env, plan.planId, { who: "bench" }, (o) => {
     if (o.outcome === "neutralized") {
       left.set(o.id, undefined);
       neutralizeMs = performance.now() - executeStarted;
+      neutralizeCpuSeconds = cpuSeconds() - previewCpuSeconds;
     } else if (o.outcome === "retired" || o.outcome === "removed")
       left.set(o.id, performance.now() - started);
   });
@@ -126,6 +139,7 @@ async function run(job: PurgeProbeJob): Promise<PurgeProbeResult> {
     peakRssMB: peakRssMB(),
     neutralizeMs,
     previewCpuSeconds,
+    neutralizeCpuSeconds,
     executeCpuSeconds,
     cpuSeconds: cpuSeconds(),
   };
