@@ -89,6 +89,7 @@ function sizeSection(
   });
   log(`  header search`);
   const ids = measure(runs, probe("regex-ids", "0", SEARCH), grep);
+  const ids2 = variants ? measure(runs, probe("regex-ids", "2", SEARCH), grep) : skipped();
   const search = variants ? measure(runs, probe("regex", "0", SEARCH), grep) : skipped();
   const search2 = variants ? measure(runs, probe("regex", "2", SEARCH), grep) : skipped();
   log(`  listing`);
@@ -100,7 +101,7 @@ function sizeSection(
   const cached = measure(runs, probe("stats-cached"), qstat);
   const ratio = ids.qmfleet.ms / ids.baselineMs;
   const peak = Math.max(...[ids, search, list, stats, counts, cached].map((m) => m.qmfleet.peakRssMB));
-  const peakWorkers = Math.max(search2.qmfleet.peakRssMB, list2.qmfleet.peakRssMB);
+  const peakWorkers = Math.max(ids2.qmfleet.peakRssMB, search2.qmfleet.peakRssMB, list2.qmfleet.peakRssMB);
   const row = (operation: string, m: Measured, goal: string, ok: boolean | undefined): Row =>
     Number.isNaN(m.qmfleet.ms)
       ? { operation, qmfleet: "(not run)", baseline: "", ratio: "", goal, met: "" }
@@ -119,6 +120,7 @@ function sizeSection(
       at100k ? `<= ${GOALS.searchRatio}x grep` : "",
       at100k ? ratio <= GOALS.searchRatio : undefined,
     ),
+    row("the same, 2 worker threads", ids2, "", undefined),
     row("the same search, matches listed whole", search, "", undefined),
     row("the same, whole, 2 worker threads", search2, "", undefined),
     row(
@@ -167,6 +169,7 @@ function sizeSection(
     `StatsCache: the first call (filling it) took ${seconds(Number(cached.qmfleet.detail?.firstMs))}`,
     `peak RSS per operation: ${[
       ["search ids", ids],
+      ["search ids in workers", ids2],
       ["search", search],
       ["search in workers", search2],
       ["list", list],

@@ -4,7 +4,8 @@
 // memory (VmHWM: all threads, workers included).
 //
 //   node read-probe.js <queue root> regex <workers> <pattern>   messages whose header lines match (-H)
-//   node read-probe.js <queue root> regex-ids <workers> <pattern>   the same, envelope files unread (-N)
+//   node read-probe.js <queue root> regex-ids <workers> <pattern>   the same, naming them only (-N):
+//                                                                   envelope files unread, headers not decoded
 //   node read-probe.js <queue root> list <workers>              every message, subjects decoded
 //   node read-probe.js <queue root> stats             counts, bytes and oldest, nothing cached
 //   node read-probe.js <queue root> stats-counts      qmail-qstat's numbers and the per-state counts only
@@ -34,8 +35,9 @@ async function run(root: string, op: string, args: string[]): Promise<ProbeResul
         now,
       };
       let count = 0;
-      const envelope = op === "regex";
-      for await (const _ of scanQueue(layout, { select, envelope, workers: Number(args[0] ?? 0) })) count++;
+      const whole = op === "regex";
+      const opts = { select, envelope: whole, headers: whole, workers: Number(args[0] ?? 0) };
+      for await (const _ of scanQueue(layout, opts)) count++;
       return { ms: elapsed(), count, peakRssMB: peakRssMB() };
     }
     case "list": {
