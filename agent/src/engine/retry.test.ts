@@ -55,7 +55,7 @@ describe("retry sooner (-t) and send now (-a)", () => {
       // Its first attempts at start (3 recipients) are over: the next ones would be minutes away.
       await waitUntil(
         () => s.log().filter((l) => l.includes(": deferral: ")).length === 3,
-        10_000,
+        60_000,
         "first attempts",
       );
       const mark = s.log().length;
