@@ -9,6 +9,7 @@
 // (queues.ts) and the same harness (harness.ts).
 
 import { describeMachine, loadAverage } from "./machine.js";
+import { purgeBench } from "./purge-bench.js";
 import { readBench } from "./read-bench.js";
 
 interface BenchArgs {
@@ -20,6 +21,7 @@ interface BenchArgs {
 
 const BENCHMARKS: Record<string, (args: BenchArgs) => string> = {
   read: (a) => readBench(a),
+  purge: (a) => purgeBench(a),
 };
 
 function parseArgs(argv: string[]): { names: string[]; args: BenchArgs } {
