@@ -38,11 +38,16 @@ function readSummary(file: string): BenchQueue | undefined {
 }
 
 /**
- * The queue of `count` messages from `seed`, built when missing or unfinished. `log` hears about
- * a build (it takes minutes at a million).
+ * The queue of `count` messages from `seed` under `base`, built when missing or unfinished.
+ * `log` hears about a build (it takes minutes at a million).
  */
-export function ensureQueue(count: number, seed: number, log: (line: string) => void): BenchQueue {
-  const dir = benchDir(count, seed);
+export function ensureQueue(
+  count: number,
+  seed: number,
+  log: (line: string) => void,
+  base = "/tmp",
+): BenchQueue {
+  const dir = benchDir(count, seed, base);
   const summaryFile = path.join(dir, "summary.json");
   const have = readSummary(summaryFile);
   if (have && have.messages === count && have.seed === seed && fs.existsSync(have.root)) return have;
