@@ -21,14 +21,14 @@ import {
 } from "@qmfleet/proto";
 import { type Command, Option } from "commander";
 import { checkQueue } from "../engine/check.js";
-import { type CompiledFilter, compileFilter } from "../engine/filter.js";
+import { compileFilter } from "../engine/filter.js";
 import { type DetectedLayout, detectLayout } from "../engine/layout.js";
 import type { Channel, Filter, QueuedMessage } from "../engine/model.js";
 import type { PurgeEnvironment } from "../engine/purge.js";
 import { qmailQread } from "../engine/qread.js";
 import { type ScanCandidate, scanQueue } from "../engine/scan.js";
 import { MessageIdError, MessageNotFoundError, type OpenedMessage, openMessage } from "../engine/show.js";
-import { queueStats } from "../engine/stats.js";
+import { AUTO_DETAIL_LIMIT, queueStats } from "../engine/stats.js";
 import { summarize } from "../engine/summarize.js";
 import { filterFromWire } from "../filter-wire.js";
 import { LocalUsageError, Output, OutputClosed } from "./local-output.js";
@@ -50,6 +50,7 @@ import {
   problemText,
   shownJson,
   shownText,
+  statsJson,
   statsText,
   summaryText,
 } from "./local-views.js";
@@ -80,6 +81,7 @@ interface LocalFlags extends PurgeFlags, ChangeFlags {
   dryRun?: boolean;
   numbers?: boolean;
   color?: boolean;
+  detail?: boolean;
   top: string;
   bodyCap: string;
 }
@@ -97,15 +99,15 @@ interface Run {
   env?: PurgeEnvironment;
 }
 
-/** Selection flags as an engine filter, through the wire Filter `qmfleet` sends: one mapping for both. */
-function compileSelection(uses: FilterFlagUse[], now: number, bodyCap: number): CompiledFilter {
-  return compileFilter(filterFromWire(filterFromFlags(uses)), now, { bodyCapBytes: bodyCap });
-}
-
 /** Selection flags as the engine's filter, through the wire mapping `qmfleet` uses too. */
 function engineFilter(uses: FilterFlagUse[]): Filter {
   const wire: WireFilter = filterFromFlags(uses);
   return filterFromWire(wire);
+}
+
+/** Compiles the selection flags once, so that a bad pattern is an error before anything is read. */
+function checkSelection(uses: FilterFlagUse[], now: number, bodyCap: number): void {
+  compileFilter(engineFilter(uses), now, { bodyCapBytes: bodyCap });
 }
 
 function changeContext(run: Run, audit = true): ChangeContext {
@@ -113,26 +115,29 @@ function changeContext(run: Run, audit = true): ChangeContext {
   return { env: run.env, out: run.out, json: run.flags.json ?? false, flags: run.flags };
 }
 
-/** The selection (and -L/-R's channel) as a filter, undefined when there is nothing to select by. */
-function selectionFilter(run: Run, channel?: Channel): CompiledFilter | undefined {
+/**
+ * The messages the selection flags (and -L/-R's channel) select, every message when there are
+ * none. The scan applies the selection as it reads (a header criterion rejects a message before
+ * its envelope is read). -N shows ids only: nothing else is read unless the selection needs it.
+ */
+function selected(run: Run, channel?: Channel): AsyncGenerator<ScanCandidate> {
   const uses: FilterFlagUse[] = channel
     ? [...run.selection, { flag: "channel", value: channel }]
     : run.selection;
-  return uses.length === 0 ? undefined : compileSelection(uses, run.now, run.bodyCap);
-}
-
-async function* selected(run: Run, filter: CompiledFilter | undefined): AsyncGenerator<ScanCandidate> {
-  for await (const candidate of scanQueue(run.layout)) {
-    if (!filter || filter.matches(candidate)) yield candidate;
-  }
+  const idsOnly = (run.flags.numbers ?? false) && !run.flags.json;
+  return scanQueue(run.layout, {
+    ...(idsOnly ? { headers: false, envelope: false } : {}),
+    ...(uses.length > 0
+      ? { select: { filter: engineFilter(uses), now: run.now, options: { bodyCapBytes: run.bodyCap } } }
+      : {}),
+  });
 }
 
 async function list(run: Run, channel: Channel | undefined): Promise<void> {
   const { out, flags } = run;
-  const filter = selectionFilter(run, channel);
   let count = 0;
   if (flags.json) await out.write('{"messages":[');
-  for await (const { message } of selected(run, filter)) {
+  for await (const { message } of selected(run, channel)) {
     if (flags.json)
       await out.write(`${count > 0 ? "," : ""}${JSON.stringify(messageJson(message, run.now))}`);
     else await out.write(flags.numbers ? `${message.id}\n` : listingBlock(message, flags.color ?? false));
@@ -146,7 +151,6 @@ async function deletion(run: Run): Promise<void> {
   const { out, flags } = run;
   const description = describeFilter(filterFromFlags(run.selection));
   if (flags.yes) return executeDeletion(changeContext(run), engineFilter(run.selection), description);
-  const filter = selectionFilter(run) as CompiledFilter;
   const mode = modeText(run.layout.root, flags.stopped ?? false);
   const command = executeCommand(run.argv);
   let count = 0;
@@ -155,7 +159,7 @@ async function deletion(run: Run): Promise<void> {
   if (flags.json) await out.write(`{"dryRun":true,"filter":${JSON.stringify(description)},"messages":[`);
   else if (!flags.numbers)
     await out.write(`Dry run: messages matching ${description} (nothing is deleted)\n`);
-  for await (const { message } of selected(run, filter)) {
+  for await (const { message } of selected(run)) {
     // qmail-queue has not committed these yet: no deletion will ever touch them.
     if (message.state === "being-written") {
       beingWritten++;
@@ -211,8 +215,8 @@ async function show(run: Run, ids: string[]): Promise<void> {
 }
 
 async function stats(run: Run): Promise<void> {
-  const s = await queueStats(run.layout, run.now);
-  await run.out.write(run.flags.json ? `${JSON.stringify(s)}\n` : statsText(s));
+  const s = await queueStats(run.layout, run.now, run.flags.detail ? { detail: true } : {});
+  await run.out.write(run.flags.json ? `${JSON.stringify(statsJson(s))}\n` : statsText(s));
 }
 
 async function qread(run: Run): Promise<void> {
@@ -231,9 +235,8 @@ async function summary(run: Run): Promise<void> {
   const top = Number(run.flags.top);
   if (!(Number.isSafeInteger(top) && top > 0))
     throw new LocalUsageError(`--top "${run.flags.top}": expected a positive number`);
-  const filter = selectionFilter(run);
   async function* messages(): AsyncGenerator<QueuedMessage> {
-    for await (const c of selected(run, filter)) yield c.message;
+    for await (const c of selected(run)) yield c.message;
   }
   const result = await summarize(messages(), {
     groupBy: ["sender", "recipientDomain", "subject", "clientIp"],
@@ -403,6 +406,10 @@ export function registerLocalCommand(program: Command): void {
     .option("-L, --list-local", "list messages with local recipients")
     .option("-R, --list-remote", "list messages with remote recipients")
     .option("-s, --stats", "statistics (qmail-qstat's two lines first)")
+    .option(
+      "--detail",
+      `-s: count bytes and the oldest message also above ${AUTO_DETAIL_LIMIT} messages (an lstat per file)`,
+    )
     .option("-m, --show <id>", "show a message: envelope, decoded headers, MIME parts, text")
     .option("-N, --numbers", "list message ids only")
     .option("-c, --color", "colour the listing")
@@ -481,9 +488,9 @@ export function registerLocalCommand(program: Command): void {
     }
     const now = Math.floor(Date.now() / 1000);
     // Before reading anything: a bad pattern is an error, not "0 messages".
-    if (selection.length > 0) compileSelection(selection, now, bodyCap);
+    if (selection.length > 0) checkSelection(selection, now, bodyCap);
     for (const action of planned) {
-      if (action.kind === "retry") compileSelection(retrySelection(selection, action.pattern), now, bodyCap);
+      if (action.kind === "retry") checkSelection(retrySelection(selection, action.pattern), now, bodyCap);
     }
     const run: Run = {
       flags,

@@ -92,10 +92,18 @@ export function ageText(seconds: number): string {
   return parts.join(" ");
 }
 
+// Above AUTO_DETAIL_LIMIT messages bytes and ages are not counted unless asked for (stats.ts):
+// say so rather than print a 0 an operator would believe.
+const NOT_COUNTED = "not counted (a big queue: --detail counts them)";
+
 /** qmail-qstat's two lines, byte for byte, then what qmail-qstat does not say. */
 export function statsText(s: QueueStats): string {
-  const oldest =
-    s.oldestBirth === 0 ? "-" : `${qreadDate(s.oldestBirth)} GMT (${ageText(s.oldestAgeSeconds)} ago)`;
+  const counted = s.detailed !== false;
+  const oldest = !counted
+    ? NOT_COUNTED
+    : s.oldestBirth === 0
+      ? "-"
+      : `${qreadDate(s.oldestBirth)} GMT (${ageText(s.oldestAgeSeconds)} ago)`;
   return (
     renderQstat(s) +
     `preprocessed: ${s.preprocessed}\n` +
@@ -103,9 +111,14 @@ export function statsText(s: QueueStats): string {
     `with remote recipients: ${s.withRemote}\n` +
     `bouncing: ${s.bouncing}\n` +
     `being written: ${s.beingWritten}\n` +
-    `bytes: ${s.bytes}\n` +
+    `bytes: ${counted ? s.bytes : NOT_COUNTED}\n` +
     `oldest: ${oldest}\n`
   );
+}
+
+/** -s --json: what was not counted is null, not 0. */
+export function statsJson(s: QueueStats) {
+  return s.detailed === false ? { ...s, bytes: null, oldestBirth: null, oldestAgeSeconds: null } : s;
 }
 
 /** What -m shows of a message (engine/show.ts opens it). */

@@ -16,7 +16,6 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { StringDecoder } from "node:string_decoder";
-import { compileFilter } from "./filter.js";
 import type { Filter, MessageState, QueuedMessage, QueueLayout } from "./model.js";
 import { scanQueue } from "./scan.js";
 
@@ -102,7 +101,6 @@ export async function createPlan(
   opts: CreatePlanOptions,
 ): Promise<PlanSummary> {
   const now = opts.now ?? Math.floor(Date.now() / 1000);
-  const compiled = compileFilter(filter, now);
   const dir = plansDir(opts.stateDir);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   removeExpiredPlans(opts.stateDir, now);
@@ -134,8 +132,7 @@ export async function createPlan(
     // those are read instead of the whole queue.
     const ids = filter.criteria.find((c) => c.kind === "ids" && !c.negate);
     const only = ids?.kind === "ids" ? { ids: ids.ids } : {};
-    for await (const candidate of scanQueue(layout, { headers: true, ...only })) {
-      if (!compiled.matches(candidate)) continue;
+    for await (const candidate of scanQueue(layout, { headers: true, ...only, select: { filter, now } })) {
       const m = candidate.message;
       if (m.state === "being-written") {
         header.beingWrittenSkipped++;

@@ -10,7 +10,6 @@
 
 import * as fs from "node:fs";
 import { withAgentLock } from "./agent-lock.js";
-import { compileFilter } from "./filter.js";
 import { queuePath } from "./layout.js";
 import type { Filter, QueueLayout } from "./model.js";
 import { alarmQmailSend } from "./qmail-send.js";
@@ -32,11 +31,9 @@ export async function retrySooner(
   opts: { stateDir: string; dryRun?: boolean; now?: number },
 ): Promise<RetryResult> {
   const now = opts.now ?? Math.floor(Date.now() / 1000);
-  const compiled = compileFilter(filter, now);
   const result: RetryResult = { matched: 0, changed: 0, signaled: false, pid: 0 };
   const work = async () => {
-    for await (const candidate of scanQueue(layout, { headers: compiled.needsHeaders })) {
-      if (!compiled.matches(candidate)) continue;
+    for await (const candidate of scanQueue(layout, { headers: false, select: { filter, now } })) {
       result.matched++;
       const m = candidate.message;
       const eligible =

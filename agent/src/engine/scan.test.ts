@@ -434,6 +434,55 @@ describe("scan with a selection (ScanOptions.select)", () => {
     assert.throws(() => scanQueue(layout, { select: bad, workers: 2 }), /invalid filter, criterion 1/);
     q.close();
   });
+
+  test("a selection on the decoded subject has headers decoded, even when the caller asks for none", () => {
+    const { layout, q } = mixedQueue();
+    q.close();
+    const select: ScanSelection = {
+      filter: { criteria: [{ kind: "subjectContains", text: "failure notice" }] },
+      now: 0,
+    };
+    const decoded = [...scanQueueSync(layout, { select })].map((c) => c.message);
+    // 100 raw and 100 encoded subjects of mixedQueue, and those of the real queue.
+    assert.ok(decoded.length >= 200, `${decoded.length} selected`);
+    assert.deepEqual(
+      [...scanQueueSync(layout, { select, headers: false })].map((c) => c.message),
+      decoded,
+    );
+  });
+
+  test("while the selection rejects message after message, the event loop gets turns and a cancel stops it", async () => {
+    const { layout, q } = mixedQueue();
+    for (let i = 0; i < 3000; i++) q.add({ message: `Subject: hello ${i}\n\nbody\n` });
+    q.close();
+    const nothing: ScanSelection = {
+      filter: {
+        criteria: [{ kind: "headerRegex", pattern: { source: "^X-Nowhere:", caseInsensitive: false } }],
+      },
+      now: 0,
+    };
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 0);
+    const found = [];
+    for await (const c of scanQueue(layout, { select: nothing })) found.push(c);
+    clearInterval(ticker);
+    assert.equal(found.length, 0);
+    assert.ok(turns > 0, "timers ran during a scan that yielded nothing");
+
+    const abort = new AbortController();
+    let read = 0;
+    const stopper = setTimeout(() => abort.abort(new Error("client went away")), 1);
+    const all: ScanSelection = { filter: { criteria: [{ kind: "all" }] }, now: 0 };
+    await assert.rejects(async () => {
+      for await (const _ of scanQueue(layout, { select: nothing, signal: abort.signal })) read++;
+    }, /client went away/);
+    clearTimeout(stopper);
+    assert.equal(read, 0);
+    // Its twin: the same scan without a cancel runs to the end.
+    let every = 0;
+    for await (const _ of scanQueue(layout, { select: all, signal: new AbortController().signal })) every++;
+    assert.equal(every, 3314);
+  });
 });
 
 describe("scan without the envelope (ScanOptions.envelope: false)", () => {

@@ -53,6 +53,8 @@ export interface ScanOptions extends Omit<WalkOptions, "headTest" | "accept"> {
    * run in-thread.
    */
   workers?: number;
+  /** Stops the scan (it throws the signal's reason) once aborted, also while nothing matches. */
+  signal?: AbortSignal;
 }
 
 /** A filter for the scan to apply (ScanOptions.select), as plain data. */
@@ -67,6 +69,17 @@ function compileSelection(select: ScanSelection): CompiledFilter {
   return compileFilter(select.filter, select.now, select.options);
 }
 
+/** What each message needs read: what the caller shows, and what the selection looks at. */
+function partsRead(
+  opts: ScanOptions,
+  filter: CompiledFilter | undefined,
+): { headers: boolean; envelope: boolean } {
+  return {
+    headers: (opts.headers ?? true) || (filter?.needsHeaders ?? false),
+    envelope: (opts.envelope ?? true) || (filter?.needsEnvelope ?? false),
+  };
+}
+
 function walkerFor(layout: QueueLayout, opts: ScanOptions, filter: CompiledFilter | undefined): Walker {
   const { prefilter } = opts;
   const headTest =
@@ -74,9 +87,7 @@ function walkerFor(layout: QueueLayout, opts: ScanOptions, filter: CompiledFilte
       ? (block: Buffer) => prefilter(block) && filter.matchesHead(block)
       : (prefilter ?? (filter && ((block: Buffer) => filter.matchesHead(block))));
   return new Walker(layout, {
-    headers: opts.headers,
-    // A selection that reads the envelope (sender, recipients, age, channel) needs it read.
-    envelope: (opts.envelope ?? true) || (filter?.needsEnvelope ?? false),
+    ...partsRead(opts, filter),
     headBytes: opts.headBytes,
     routing: opts.routing,
     headTest,
@@ -85,15 +96,16 @@ function walkerFor(layout: QueueLayout, opts: ScanOptions, filter: CompiledFilte
 }
 
 /** Every message (or opts.ids), synchronously: for batch tools and benchmarks. */
-export function scanQueueSync(layout: QueueLayout, opts: ScanOptions = {}): Generator<ScanCandidate> {
-  return walk(layout, opts, opts.select && compileSelection(opts.select));
+export function* scanQueueSync(layout: QueueLayout, opts: ScanOptions = {}): Generator<ScanCandidate> {
+  for (const c of walk(layout, opts, opts.select && compileSelection(opts.select))) if (c) yield c;
 }
 
+/** The walk, with undefined for each message skipped (see Walker.all). */
 function* walk(
   layout: QueueLayout,
   opts: ScanOptions,
   filter: CompiledFilter | undefined,
-): Generator<ScanCandidate> {
+): Generator<ScanCandidate | undefined> {
   const walker = walkerFor(layout, opts, filter);
   yield* opts.ids ? walker.some(opts.ids) : walker.all();
 }
@@ -101,25 +113,34 @@ function* walk(
 // The agent serves other calls while it scans: give the event loop a turn this often.
 const SLICE_MS = 8;
 
-/** Gives the event loop a turn when the current slice of synchronous work is over. */
+/**
+ * Gives the event loop a turn when the current slice of synchronous work is over, and stops
+ * the work there once `signal` is aborted (a client hung up: the rest of the scan is waste).
+ */
 class Pacer {
   private sliceStart = performance.now();
   private count = 0;
+
+  constructor(private readonly signal?: AbortSignal) {}
 
   async tick(): Promise<void> {
     // performance.now() costs ~50 ns: look at the clock every 64 items only.
     if ((++this.count & 63) === 0 && performance.now() - this.sliceStart > SLICE_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
+      this.signal?.throwIfAborted();
       this.sliceStart = performance.now();
     }
   }
 }
 
-/** Runs a synchronous walk as an async one, yielding to the event loop between ~8 ms slices. */
-export async function* paced<T>(items: Iterable<T>): AsyncGenerator<T> {
-  const pacer = new Pacer();
+/**
+ * Runs a synchronous walk as an async one, yielding to the event loop between ~8 ms slices.
+ * Undefined items are work done with nothing to yield (a message the selection rejected).
+ */
+export async function* paced<T>(items: Iterable<T | undefined>, signal?: AbortSignal): AsyncGenerator<T> {
+  const pacer = new Pacer(signal);
   for (const item of items) {
-    yield item;
+    if (item !== undefined) yield item;
     await pacer.tick();
   }
 }
@@ -183,8 +204,7 @@ async function* scanInWorkers(
   const script = new URL(`./scan-worker${ext}`, import.meta.url);
   const job: WorkerJob = {
     layout: { root: layout.root, split: layout.split, bigTodo: layout.bigTodo },
-    headers: opts.headers ?? true,
-    envelope: (opts.envelope ?? true) || (filter?.needsEnvelope ?? false),
+    ...partsRead(opts, filter),
     headBytes: opts.headBytes,
   };
   const done = new Map<number, WorkerResult>();
@@ -216,9 +236,10 @@ async function* scanInWorkers(
   const chunks = chunksOf(walker, filter?.hasHeadCriteria ?? false);
   let handedOut = 0;
   let exhausted = false;
-  const pacer = new Pacer();
+  const pacer = new Pacer(opts.signal);
   try {
     for (let next = 0; ; next++) {
+      opts.signal?.throwIfAborted();
       while (!exhausted && handedOut - next < MAX_AHEAD) {
         const chunk = chunks.next();
         if (chunk.done) exhausted = true;
@@ -257,5 +278,7 @@ export function scanQueue(layout: QueueLayout, opts: ScanOptions = {}): AsyncGen
   // Compiled here first, so that a bad filter fails before anything is read.
   const filter = opts.select && compileSelection(opts.select);
   const workers = workersFor(opts);
-  return workers > 0 ? scanInWorkers(layout, opts, workers, filter) : paced(walk(layout, opts, filter));
+  return workers > 0
+    ? scanInWorkers(layout, opts, workers, filter)
+    : paced(walk(layout, opts, filter), opts.signal);
 }

@@ -207,18 +207,19 @@ export class Walker {
     return this.bouncing;
   }
 
-  *all(): Generator<ScanCandidate> {
+  /**
+   * Every message in walk order: its candidate, or undefined for one skipped (gone meanwhile,
+   * no mess, rejected by the selection). Skips are yielded too so that the caller can give the
+   * event loop a turn while a selection rejects message after message (scan.ts paced).
+   */
+  *all(): Generator<ScanCandidate | undefined> {
     for (const bucket of this.bucketListings()) {
       for (let i = 0; i < bucket.ids.length; i++) {
-        const c = this.preprocessed(bucket.ids[i] as string, bucket.flags[i] as number);
-        if (c) yield c;
+        yield this.preprocessed(bucket.ids[i] as string, bucket.flags[i] as number);
       }
     }
     for (const { ids, state } of this.pendingListings()) {
-      for (const id of ids) {
-        const c = this.queued(id, state);
-        if (c) yield c;
-      }
+      for (const id of ids) yield this.queued(id, state);
     }
   }
 
@@ -263,15 +264,14 @@ export class Walker {
     }
   }
 
-  *some(ids: Iterable<string>): Generator<ScanCandidate> {
+  /** These ids, as all() does: undefined for each one skipped. */
+  *some(ids: Iterable<string>): Generator<ScanCandidate | undefined> {
     for (const id of ids) {
       if (!isMessageName(id)) continue;
       const p = messagePaths(this.layout, id);
-      const c =
-        this.preprocessed(id, HAS_LOCAL | HAS_REMOTE | (this.bouncingIds().has(id) ? BOUNCING : 0)) ??
+      yield this.preprocessed(id, HAS_LOCAL | HAS_REMOTE | (this.bouncingIds().has(id) ? BOUNCING : 0)) ??
         (exists(`${this.root}/${p.todo}`) ? this.queued(id, "todo") : undefined) ??
         this.queued(id, "being-written");
-      if (c) yield c;
     }
   }
 

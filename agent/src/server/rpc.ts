@@ -11,6 +11,7 @@ import {
   status,
 } from "@grpc/grpc-js";
 import type { PurgeEnvironment } from "../engine/purge.js";
+import type { QueueStatsSource } from "../engine/stats-source.js";
 import type { ChangesInFlight } from "./changes.js";
 import { commonName, describePeer, type Role, type RoleMap, roleAllows, roleOfCertificate } from "./roles.js";
 import { RpcError, toRpcError } from "./rpc-error.js";
@@ -35,6 +36,8 @@ export interface AgentConfig {
    * qmail-send control). Absent: the changing RPCs answer FAILED_PRECONDITION.
    */
   purge?: PurgeEnvironment;
+  /** The queue's statistics, cached between calls and one pass at a time. */
+  stats: QueueStatsSource;
   /** Purges, restores and retries running now: a shutdown waits for them. */
   changes: ChangesInFlight;
 }

@@ -4,44 +4,53 @@
 
 import { status } from "@grpc/grpc-js";
 import type { Filter as WireFilter } from "@qmfleet/proto";
-import { type CompiledFilter, compileFilter } from "../engine/filter.js";
+import { compileFilter } from "../engine/filter.js";
 import type { QueuedMessage, QueueLayout } from "../engine/model.js";
-import { scanQueue } from "../engine/scan.js";
+import { type ScanSelection, scanQueue } from "../engine/scan.js";
 import { filterFromWire } from "../filter-wire.js";
 import { RpcError } from "./rpc-error.js";
 
 /**
- * Compiles a request's filter; FilterError (bad pattern, malformed criterion) reaches the caller
- * as INVALID_ARGUMENT. An absent or empty filter is refused rather than run: it selects nothing
- * by the contract, and an operator reading "0 messages" would believe the queue empty.
+ * A request's filter as the selection a scan applies, compiled once here so that FilterError
+ * (bad pattern, malformed criterion) reaches the caller as INVALID_ARGUMENT before anything is
+ * read. An absent or empty filter is refused rather than run: it selects nothing by the
+ * contract, and an operator reading "0 messages" would believe the queue empty.
  */
-export function compileRequestFilter(
-  method: string,
-  filter: WireFilter | undefined,
-  now: number,
-): CompiledFilter {
+export function requestSelection(method: string, filter: WireFilter | undefined, now: number): ScanSelection {
   if (!filter || filter.criteria.length === 0) {
     throw new RpcError(
       status.INVALID_ARGUMENT,
       `${method} needs a filter: an empty one selects nothing (send the criterion \`all\`, qmHandle's -D, for every message)`,
     );
   }
-  return compileFilter(filterFromWire(filter), now);
+  const selection = { filter: filterFromWire(filter), now };
+  compileFilter(selection.filter, now);
+  return selection;
 }
 
 export function cancelled(method: string): RpcError {
   return new RpcError(status.CANCELLED, `${method} was cancelled by the client`);
 }
 
-/** The queue's messages that pass `filter`, in scan order; throws CANCELLED once `signal` aborts. */
+/**
+ * The queue's messages the selection selects, in scan order, chosen as the scan reads them (a
+ * header criterion rejects a message before its envelope is read); throws CANCELLED once
+ * `signal` aborts, also while nothing matches.
+ */
 export async function* selectedMessages(
   method: string,
   layout: QueueLayout,
-  filter: CompiledFilter,
+  select: ScanSelection,
   signal: AbortSignal,
 ): AsyncGenerator<QueuedMessage> {
-  for await (const candidate of scanQueue(layout)) {
+  try {
+    for await (const candidate of scanQueue(layout, { select, signal })) {
+      // The scan looks at the signal between slices; no message goes out after a cancel.
+      signal.throwIfAborted();
+      yield candidate.message;
+    }
+  } catch (error) {
     if (signal.aborted) throw cancelled(method);
-    if (filter.matches(candidate)) yield candidate.message;
+    throw error;
   }
 }

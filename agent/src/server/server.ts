@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { AgentServiceService } from "@qmfleet/proto";
 import type { PurgeEnvironment } from "../engine/purge.js";
+import { QueueStatsSource } from "../engine/stats-source.js";
 import { ChangesInFlight } from "./changes.js";
 import { formatListenAddress, isLoopbackHost, parseListenAddress } from "./listen-address.js";
 import type { RoleMap } from "./roles.js";
@@ -87,10 +88,15 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     hostname,
     version: AGENT_VERSION,
     roleMap: options.roleMap ?? new Map(),
+    stats: new QueueStatsSource(queueRoot),
     changes: new ChangesInFlight(),
     ...(options.insecureLoopback ? { insecureRole: "read" as const } : {}),
     ...(options.purge ? { purge: { ...options.purge, queueRoot, hostname } } : {}),
   };
+  // Fill the stats cache now, not on the first operator's call: at a million messages the first
+  // pass lstats every file (15-20 s on a small VM), later ones only what is new. An error here
+  // (queue unreadable) is the one that call will report; nobody is waiting for this pass.
+  config.stats.get().catch(() => {});
   const server = new Server();
   server.addService(AgentServiceService, agentService(config));
   const port = await bind(server, formatListenAddress(listen), credentials);

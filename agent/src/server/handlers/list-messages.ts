@@ -18,7 +18,7 @@ import { detectLayout } from "../../engine/layout.js";
 import { startKeepAlive } from "../keep-alive.js";
 import type { StreamRpc } from "../rpc.js";
 import { RpcError } from "../rpc-error.js";
-import { compileRequestFilter, selectedMessages } from "../selection.js";
+import { requestSelection, selectedMessages } from "../selection.js";
 import { TopN } from "../top-n.js";
 import { messageToWire } from "../wire.js";
 
@@ -28,12 +28,12 @@ export const listMessages: StreamRpc<ListMessagesRequest, ListMessagesResponse> 
   role: "read",
   async handle(request, ctx, send) {
     const now = Math.floor(Date.now() / 1000);
-    const filter = compileRequestFilter(METHOD, request.filter, now);
+    const selection = requestSelection(METHOD, request.filter, now);
     const problem = sortLimitProblem(request.sort, request.limit);
     if (problem) throw new RpcError(status.INVALID_ARGUMENT, `${METHOD}: ${problem}`);
     const compare = messageComparator(request.sort, request.descending);
     const layout = detectLayout(ctx.agent.queueRoot);
-    const matches = selectedMessages(METHOD, layout, filter, ctx.signal);
+    const matches = selectedMessages(METHOD, layout, selection, ctx.signal);
     const keepAlive = startKeepAlive(() => send({}));
     const sendMessage = async (message: MessageSummary) => {
       await send({ message });

@@ -11,7 +11,7 @@ import { startKeepAlive } from "../keep-alive.js";
 import { purgeEnvironmentOf } from "../purge-environment.js";
 import type { StreamRpc } from "../rpc.js";
 import { RpcError } from "../rpc-error.js";
-import { cancelled, compileRequestFilter } from "../selection.js";
+import { cancelled, requestSelection } from "../selection.js";
 import { messageToWire, planSummaryToWire, purgeModeFromWire } from "../wire.js";
 
 const METHOD = "PreviewPurge";
@@ -25,7 +25,7 @@ export const previewPurge: StreamRpc<PreviewPurgeRequest, PreviewPurgeResponse> 
   async handle(request, ctx, send) {
     const env = purgeEnvironmentOf(ctx, METHOD);
     // Refuses an empty filter (it selects nothing) and a pattern the agent cannot run, before any scan.
-    compileRequestFilter(METHOD, request.filter, Math.floor(Date.now() / 1000));
+    requestSelection(METHOD, request.filter, Math.floor(Date.now() / 1000));
     const mode = purgeModeFromWire(request.mode);
     if (mode === undefined) {
       throw new RpcError(status.INVALID_ARGUMENT, `${METHOD}: mode ${request.mode} is not a purge mode`);

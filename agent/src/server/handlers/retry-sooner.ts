@@ -6,10 +6,9 @@
 import type { RetrySoonerRequest, RetrySoonerResponse } from "@qmfleet/proto";
 import { detectLayout } from "../../engine/layout.js";
 import { retrySooner as retryEngine } from "../../engine/retry.js";
-import { filterFromWire } from "../../filter-wire.js";
 import { purgeEnvironmentOf } from "../purge-environment.js";
 import type { UnaryRpc } from "../rpc.js";
-import { compileRequestFilter } from "../selection.js";
+import { requestSelection } from "../selection.js";
 
 const METHOD = "RetrySooner";
 
@@ -17,8 +16,7 @@ export const retrySooner: UnaryRpc<RetrySoonerRequest, RetrySoonerResponse> = {
   role: "admin",
   async handle(request, ctx) {
     const env = purgeEnvironmentOf(ctx, METHOD);
-    compileRequestFilter(METHOD, request.filter, Math.floor(Date.now() / 1000));
-    const filter = filterFromWire(request.filter ?? { criteria: [] });
+    const { filter } = requestSelection(METHOD, request.filter, Math.floor(Date.now() / 1000));
     const layout = detectLayout(env.queueRoot);
     const result = await ctx.agent.changes.run(() =>
       retryEngine(layout, filter, { stateDir: env.stateDir, dryRun: request.dryRun }),

@@ -8,7 +8,7 @@ import { detectLayout } from "../../engine/layout.js";
 import { type GroupBy, Summarizer } from "../../engine/summarize.js";
 import type { UnaryRpc } from "../rpc.js";
 import { RpcError } from "../rpc-error.js";
-import { compileRequestFilter, selectedMessages } from "../selection.js";
+import { requestSelection, selectedMessages } from "../selection.js";
 import { groupByFromWire, summaryToWire } from "../wire.js";
 
 const METHOD = "Summarize";
@@ -23,7 +23,7 @@ export const summarize: UnaryRpc<SummarizeRequest, SummarizeResponse> = {
   role: "read",
   async handle(request, ctx) {
     const now = Math.floor(Date.now() / 1000);
-    const filter = compileRequestFilter(METHOD, request.filter, now);
+    const selection = requestSelection(METHOD, request.filter, now);
     const groupBy = request.groupBy.map((by) => {
       const dimension = groupByFromWire(by);
       if (!dimension) {
@@ -44,7 +44,8 @@ export const summarize: UnaryRpc<SummarizeRequest, SummarizeResponse> = {
       now,
     });
     const layout = detectLayout(ctx.agent.queueRoot);
-    for await (const message of selectedMessages(METHOD, layout, filter, ctx.signal)) summarizer.add(message);
+    for await (const message of selectedMessages(METHOD, layout, selection, ctx.signal))
+      summarizer.add(message);
     return summaryToWire(summarizer.result());
   },
 };
