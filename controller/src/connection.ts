@@ -31,11 +31,11 @@ export async function loadClientCredentials(
   tls: TlsPaths,
   inventoryFile: string,
 ): Promise<ChannelCredentials> {
-  const [ca, cert, key] = await Promise.all([
-    readPem(inventoryFile, "tls.ca", tls.ca),
-    readPem(inventoryFile, "tls.cert", tls.cert),
-    readPem(inventoryFile, "tls.key", tls.key),
-  ]);
+  // One after the other: with several unreadable, the error names the first in this order,
+  // every time (read at once, whichever failed first won).
+  const ca = await readPem(inventoryFile, "tls.ca", tls.ca);
+  const cert = await readPem(inventoryFile, "tls.cert", tls.cert);
+  const key = await readPem(inventoryFile, "tls.key", tls.key);
   // Checked here so a wrong file is named now, not reported later as every host "unreachable".
   parsePem(inventoryFile, "tls.ca", tls.ca, () => new X509Certificate(ca));
   const certificate = parsePem(inventoryFile, "tls.cert", tls.cert, () => new X509Certificate(cert));

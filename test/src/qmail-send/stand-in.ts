@@ -19,6 +19,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
+import { type PqElt, Prioq } from "./prioq.js";
 import { lockHolders } from "./proc-locks.js";
 import { type DeliveryAction, PERL_LOCK, type StandInConfig } from "./stand-in-options.js";
 
@@ -26,11 +27,6 @@ type Chan = 0 | 1;
 const CHANNELS: Chan[] = [0, 1];
 const CHANADDR = ["local", "remote"] as const;
 const CHANSKIP: [number, number] = [10, 20];
-
-interface PqElt {
-  id: string;
-  dt: number;
-}
 
 interface Job {
   refs: number;
@@ -204,15 +200,9 @@ function main(): void {
   }
 
   // ----------------------------------------------------------- PRIORITY QUEUES
-  const pqdone: PqElt[] = [];
-  const pqchan: [PqElt[], PqElt[]] = [[], []];
-  const pqfail: PqElt[] = [];
-  const pqMin = (pq: PqElt[]): PqElt | undefined => {
-    let min: PqElt | undefined;
-    for (const e of pq) if (!min || e.dt < min.dt) min = e;
-    return min;
-  };
-  const pqDel = (pq: PqElt[], e: PqElt) => pq.splice(pq.indexOf(e), 1);
+  const pqdone = new Prioq();
+  const pqchan: [Prioq, Prioq] = [new Prioq(), new Prioq()];
+  const pqfail = new Prioq();
 
   const statOk = (rel: string): boolean | "error" => {
     try {
@@ -227,7 +217,7 @@ function main(): void {
     let fn = fnInfo(id);
     const fail = () => {
       log(`warning: unable to stat ${fn}; will try again later`);
-      pqfail.push({ id, dt: Date.now() + cfg.sysfailMs });
+      pqfail.insert({ id, dt: Date.now() + cfg.sysfailMs });
     };
     const info = statOk(fn);
     if (info === "error") {
@@ -254,8 +244,8 @@ function main(): void {
         }
       }
     }
-    for (const [c, dt] of entries) pqchan[c].push({ id, dt });
-    if (entries.length === 0) pqdone.push({ id, dt: Date.now() });
+    for (const [c, dt] of entries) pqchan[c].insert({ id, dt });
+    if (entries.length === 0) pqdone.insert({ id, dt: Date.now() });
   }
 
   function pqstart(): void {
@@ -285,7 +275,7 @@ function main(): void {
   }
 
   function pqrun(): void {
-    for (const c of CHANNELS) for (const pe of pqchan[c]) pe.dt = recent;
+    for (const c of CHANNELS) pqchan[c].setAll(recent);
   }
 
   // ---------------------------------------------------------------------- JOBS
@@ -302,7 +292,7 @@ function main(): void {
       } catch {
         log(`warning: unable to unlink ${fn}; will try again later`);
         pe.dt = Date.now() + cfg.sysfailMs;
-        pqchan[j.channel].push(pe);
+        pqchan[j.channel].insert(pe);
         return;
       }
       for (const c of CHANNELS) {
@@ -314,10 +304,10 @@ function main(): void {
           break;
         }
       }
-      pqdone.push({ id: j.id, dt: Date.now() });
+      pqdone.insert({ id: j.id, dt: Date.now() });
       return;
     }
-    pqchan[j.channel].push(pe);
+    pqchan[j.channel].insert(pe);
   }
 
   // ------------------------------------------------------------------- BOUNCES
@@ -497,14 +487,14 @@ function main(): void {
     let p = pass[c];
     if (!p) {
       if (jobs.size >= numjobs) return false;
-      const pe = pqMin(pqchan[c]);
+      const pe = pqchan[c].min();
       if (!pe || pe.dt > recent) return false;
-      pqDel(pqchan[c], pe);
+      pqchan[c].delmin();
       let fn = fnChan(pe.id, c);
       let data: Buffer;
       const trouble = () => {
         log(`warning: trouble opening ${fn}; will try again later`);
-        pqchan[c].push({ id: pe.id, dt: recent + cfg.sysfailMs });
+        pqchan[c].insert({ id: pe.id, dt: recent + cfg.sysfailMs });
         return true;
       };
       try {
@@ -558,7 +548,7 @@ function main(): void {
 
   function messdone(id: string): void {
     const fail = () => {
-      pqdone.push({ id, dt: Date.now() + cfg.sysfailMs });
+      pqdone.insert({ id, dt: Date.now() + cfg.sysfailMs });
     };
     for (const c of CHANNELS) {
       const st = statOk(fnChan(id, c));
@@ -613,15 +603,15 @@ function main(): void {
   function passDo(): boolean {
     let did = false;
     for (const c of CHANNELS) if (passDochan(c)) did = true;
-    const failed = pqMin(pqfail);
+    const failed = pqfail.min();
     if (failed && failed.dt <= recent) {
-      pqDel(pqfail, failed);
+      pqfail.delmin();
       pqadd(failed.id);
       did = true;
     }
-    const done = pqMin(pqdone);
+    const done = pqdone.min();
     if (done && done.dt <= recent) {
-      pqDel(pqdone, done);
+      pqdone.delmin();
       messdone(done.id);
       did = true;
     }
@@ -737,10 +727,10 @@ function main(): void {
     let any = false;
     for (const c of CHANNELS) {
       if (fds[c] === undefined) continue;
-      pqchan[c].push({ id, dt: now });
+      pqchan[c].insert({ id, dt: now });
       any = true;
     }
-    if (!any) pqdone.push({ id, dt: now });
+    if (!any) pqdone.insert({ id, dt: now });
   }
 
   // The wake-up FIFO qmail-queue writes a byte to. Opened read-write so it never reads EOF.
@@ -794,11 +784,11 @@ function main(): void {
       if (pe && pe.dt < wakeup) wakeup = pe.dt;
     };
     if (!flagexitasap) {
-      for (const c of CHANNELS) if (!pass[c] && jobs.size < numjobs) consider(pqMin(pqchan[c]));
+      for (const c of CHANNELS) if (!pass[c] && jobs.size < numjobs) consider(pqchan[c].min());
       if (nexttodorun < wakeup) wakeup = nexttodorun;
     }
-    consider(pqMin(pqfail));
-    consider(pqMin(pqdone));
+    consider(pqfail.min());
+    consider(pqdone.min());
     timer = setTimeout(loop, Math.max(0, wakeup - Date.now()) + 5);
   }
 
