@@ -221,6 +221,36 @@ describe("live purge against a running qmail-send", () => {
     await s.waitForLog(new RegExp(`^end msg ${m.id}$`));
   });
 
+  it("sends ALRM again only while retirement stalls, and no more than maxAlarms", async () => {
+    const m = spam(1);
+    const s = await standIn({ ignoreAlarm: true }); // a qmail-send busy elsewhere: nothing retires
+    await s.waitForLog(/: deferral: /); // its first attempt; the next one is minutes away
+    const { plan } = await preview();
+    const { report, outcomes } = await execute(plan.planId, {
+      alarmIntervalMs: 300,
+      maxAlarms: 3,
+      retireTimeoutMs: 2500,
+      pollMs: 50,
+    });
+    assert.deepEqual(kinds(outcomes, m.id), ["neutralized"]);
+    assert.equal(report.awaitingRetirement, 1);
+    assert.match(report.notes.join("\n"), /^3 ALRM sent/m);
+  });
+
+  it("sends one ALRM when qmail-send retires the messages (its twin)", async () => {
+    const ms = [spam(1), spam(2), spam(3)];
+    await standIn();
+    const { plan } = await preview();
+    const { report, outcomes } = await execute(plan.planId, {
+      alarmIntervalMs: 5000,
+      maxAlarms: 3,
+      pollMs: 50,
+    });
+    for (const m of ms) assert.deepEqual(kinds(outcomes, m.id), ["neutralized", "retired"]);
+    assert.equal(report.awaitingRetirement, 0);
+    assert.match(report.notes.join("\n"), /^1 ALRM sent/m);
+  });
+
   it("handles messages still in todo/ once qmail-send has preprocessed them (second round)", async () => {
     const s = await standIn();
     const m = spam(1, { state: "todo" });

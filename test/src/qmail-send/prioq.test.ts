@@ -12,7 +12,10 @@ test("gives elements back in time order whatever order they went in", () => {
     out.push(e.dt);
     q.delmin();
   }
-  assert.deepEqual(out, [...times].sort((a, b) => a - b));
+  assert.deepEqual(
+    out,
+    [...times].sort((a, b) => a - b),
+  );
   assert.equal(q.min(), undefined);
   q.delmin(); // on an empty queue: nothing happens, as in qmail
   assert.equal(q.length, 0);
@@ -31,5 +34,8 @@ test("setAll makes everything due at once and later inserts still sort", () => {
     q.delmin();
   }
   assert.equal(q.min()?.id, "late");
-  assert.deepEqual([...q].map((e) => e.id), ["late"]);
+  assert.deepEqual(
+    [...q].map((e) => e.id),
+    ["late"],
+  );
 });
