@@ -5,7 +5,7 @@ import { Prioq } from "./prioq.js";
 test("gives elements back in time order whatever order they went in", () => {
   const q = new Prioq();
   const times = [50, 10, 40, 10, 90, 0, 70, 30, 30, 60, 20, 80];
-  times.forEach((dt, i) => q.insert({ id: String(i), dt }));
+  for (const [i, dt] of times.entries()) q.insert({ id: String(i), dt });
   assert.equal(q.length, times.length);
   const out: number[] = [];
   for (let e = q.min(); e; e = q.min()) {
