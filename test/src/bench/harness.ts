@@ -5,6 +5,7 @@
 // command is timed from spawn to exit (grep and find start in a millisecond).
 
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -21,6 +22,12 @@ export function timeCommand(command: string): Timed {
   const ms = performance.now() - started;
   if (r.status !== 0 && r.status !== 1) throw new Error(`${command} failed (${r.status}): ${r.stderr}`);
   return { ms, output: r.stdout.trim() };
+}
+
+/** This process's peak resident memory (VmHWM: all threads), for a probe to report. */
+export function peakRssMB(): number {
+  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync("/proc/self/status", "utf8"))?.[1];
+  return Math.round(Number(kb) / 1024);
 }
 
 /** What a probe child reports (see read-probe.ts). */

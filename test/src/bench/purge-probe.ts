@@ -21,6 +21,7 @@ import {
   type PurgeReport,
   previewPurge,
 } from "@qmfleet/agent";
+import { peakRssMB } from "./harness.js";
 
 export interface PurgeProbeJob {
   queueRoot: string;
@@ -63,11 +64,6 @@ export interface PurgeProbeResult {
 function cpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
-}
-
-function peakRssMB(): number {
-  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync("/proc/self/status", "utf8"))?.[1];
-  return Math.round(Number(kb) / 1024);
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

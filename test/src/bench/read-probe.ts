@@ -11,14 +11,8 @@
 //   node read-probe.js <queue root> stats-counts      qmail-qstat's numbers and the per-state counts only
 //   node read-probe.js <queue root> stats-cached      a second call with a StatsCache (the first one fills it)
 
-import * as fs from "node:fs";
 import { detectLayout, queueStats, type ScanSelection, StatsCache, scanQueue } from "@qmfleet/agent";
-import type { ProbeResult } from "./harness.js";
-
-function peakRssMB(): number {
-  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync("/proc/self/status", "utf8"))?.[1];
-  return Math.round(Number(kb) / 1024);
-}
+import { type ProbeResult, peakRssMB } from "./harness.js";
 
 async function run(root: string, op: string, args: string[]): Promise<ProbeResult> {
   const layout = detectLayout(root);
