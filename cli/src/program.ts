@@ -496,7 +496,7 @@ function plan(
       case "quarantine":
         return quarantineListAction;
       case "restore":
-        return restoreAction(parseRestoreTargets(r.targets), flags.allRecipients ?? false);
+        return restoreAction(parseRestoreTargets(r.targets), flags.allRecipients ?? false, reason);
     }
   };
   const actions = requested.map(actionFor);

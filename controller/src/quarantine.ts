@@ -39,6 +39,8 @@ export interface RestoreTarget {
 
 export interface FleetRestoreOptions extends FanOutOptions {
   allRecipients?: boolean;
+  /** Why, for each agent's audit log. */
+  reason?: string;
   onResult?: (host: InventoryHost, result: RestoreQuarantineResponse) => void | Promise<void>;
   onHost?: (outcome: HostOutcome<RestoreQuarantineResponse[]>) => void;
 }
@@ -60,6 +62,7 @@ export async function fleetRestore(
       const request = {
         quarantineIds: idsOf.get(ctx.host.name) ?? [],
         allRecipients: options.allRecipients ?? false,
+        reason: options.reason ?? "",
       };
       const results: RestoreQuarantineResponse[] = [];
       const responses = serverStream(

@@ -244,6 +244,8 @@ describe("qmfleet-agent local: quarantine, retry, send now", () => {
     const restored = await local("--restore", quarantineId, "--qmail-queue", qmailQueue, "--reason", "undo");
     assert.equal(restored.status, 0, restored.stderr);
     assert.equal(restored.stdout, `${quarantineId}: restored\n`);
+    const logged = auditLines().find((a) => a.event === "quarantine-restore");
+    assert.deepEqual([logged?.quarantineId, logged?.ok, logged?.reason], [quarantineId, true, "undo"]);
     // Back in the queue under a new id, with a new Received line above the original bytes.
     const back = JSON.parse((await local("-l", "--json")).stdout) as { messages: Array<{ path: string }> };
     assert.equal(back.messages.length, 1);

@@ -290,7 +290,7 @@ export async function restoreAction(ctx: ChangeContext, ids: string[]): Promise<
   await restoreQuarantined(
     env,
     ids,
-    { allRecipients: flags.allRecipients ?? false, who: localIdentity() },
+    { allRecipients: flags.allRecipients ?? false, who: localIdentity(), reason: flags.reason ?? "" },
     async (r) => {
       if (!r.ok) failed++;
       if (json) await out.write(`${written++ > 0 ? "," : ""}${JSON.stringify(r)}`);

@@ -248,7 +248,7 @@ export function listQuarantine(env: PurgeEnvironment): Generator<QuarantineEntry
 export async function restoreQuarantined(
   env: PurgeEnvironment,
   quarantineIds: string[],
-  opts: { allRecipients?: boolean; who?: string },
+  opts: { allRecipients?: boolean; who?: string; reason?: string },
   onResult?: (result: RestoreResult) => void | Promise<void>,
 ): Promise<RestoreResult[]> {
   const quarantine = quarantineOf(env);
@@ -259,7 +259,12 @@ export async function restoreQuarantined(
         qmailQueue: env.qmailSend.qmailQueue,
         allRecipients: opts.allRecipients ?? false,
       });
-      env.audit?.append({ event: "quarantine-restore", who: opts.who ?? "", ...result });
+      env.audit?.append({
+        event: "quarantine-restore",
+        who: opts.who ?? "",
+        reason: opts.reason ?? "",
+        ...result,
+      });
       results.push(result);
       await onResult?.(result);
     }

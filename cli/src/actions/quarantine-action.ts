@@ -70,7 +70,11 @@ export const quarantineListAction: Action = async (ctx) => {
 };
 
 /** Restores each host's ids (HOST -> quarantine ids); every HOST must be a targeted host. */
-export function restoreAction(idsByHost: ReadonlyMap<string, string[]>, allRecipients: boolean): Action {
+export function restoreAction(
+  idsByHost: ReadonlyMap<string, string[]>,
+  allRecipients: boolean,
+  reason: string,
+): Action {
   return async (ctx) => {
     const targets: RestoreTarget[] = [...idsByHost].map(([name, quarantineIds]) => {
       const host = ctx.hosts.find((h) => h.name === name);
@@ -85,6 +89,7 @@ export function restoreAction(idsByHost: ReadonlyMap<string, string[]>, allRecip
       concurrency: ctx.concurrency,
       signal: ctx.signal,
       allRecipients,
+      reason,
       onHost: hostReporter(ctx),
       onResult: (host, r) => {
         if (!r.ok) failed++;

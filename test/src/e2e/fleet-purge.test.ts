@@ -419,6 +419,11 @@ describe("purging the fleet's queues through qmfleet, end to end", () => {
     const restored = await cli("--restore", `mx1:${first.quarantineId}`, "--reason", "false positive");
     assert.equal(restored.code, 0, restored.stderr);
     assert.equal(restored.stdout, `mx1:${first.quarantineId}: restored\n`);
+    const logged = audit("mx1").find((a) => a.event === "quarantine-restore");
+    assert.deepEqual(
+      [logged?.quarantineId, logged?.ok, logged?.who, logged?.reason],
+      [first.quarantineId, true, "operator", "false positive"],
+    );
     // Back in mx1's queue: one storm message, under a new id.
     const back = await cli("-l", `-S${STORM.text}`, "--hosts", "mx1", "--json");
     const listedBack = (JSON.parse(back.stdout) as { messages: { id: string }[] }).messages;

@@ -27,7 +27,7 @@ export const restoreQuarantine: StreamRpc<RestoreQuarantineRequest, RestoreQuara
       restoreQuarantined(
         env,
         request.quarantineIds,
-        { allRecipients: request.allRecipients, who: ctx.caller },
+        { allRecipients: request.allRecipients, who: ctx.caller, reason: request.reason },
         async (result) => {
           if (!streaming) return;
           try {
