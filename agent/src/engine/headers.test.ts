@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { describe, it } from "node:test";
 import iconv from "iconv-lite";
-import { cutHeaderBlock, listHeaderFields, summarizeHeaders } from "./headers.js";
+import { cutHeaderBlock, listHeaderFields, rewrittenFieldLines, summarizeHeaders } from "./headers.js";
 
 const TEXT = "迷惑メール 配信失敗のお知らせ";
 
@@ -146,5 +146,68 @@ describe("listHeaderFields", () => {
       { name: "", raw: "not a field", decoded: "not a field" },
       { name: "X-Y", raw: "X-Y : z", decoded: "z" },
     ]);
+  });
+});
+
+describe("rewrittenFieldLines", () => {
+  // What it must equal: every field as listHeaderFields decodes it, "Name: value", kept when
+  // that is not the field's physical line.
+  const reference = (block: Buffer) =>
+    listHeaderFields(block)
+      .map((f) => ({ line: f.name === "" ? f.decoded : `${f.name}: ${f.decoded}`, raw: f.raw }))
+      .filter((f) => f.line !== f.raw)
+      .map((f) => f.line);
+
+  it("leaves out plain one-line fields and keeps every field whose line reads otherwise", () => {
+    const block = Buffer.from(
+      [
+        " stray fold first",
+        "Subject: plain",
+        "X-Tight:value",
+        "X-Wide:  value",
+        "X-Before : value",
+        "X-Trailing: value ",
+        "X-Tab:\tvalue",
+        "X-Empty: ",
+        "X-Bare:",
+        "X-Folded: one",
+        "\ttwo",
+        "X-Encoded: =?UTF-8?B?44GC?= after",
+        "X-Mid: a =?ISO-8859-1?Q?caf=E9?= b",
+        "X-Not-Encoded: 100% =? sure",
+        "no colon here",
+        "X-CR: a\rb",
+        "From: plain@example.com",
+        "To: last@example.com",
+      ].join("\n"),
+    );
+    const lines = rewrittenFieldLines(block);
+    assert.deepEqual(lines, reference(block));
+    assert.ok(!lines.some((l) => l.startsWith("Subject:") || l.startsWith("From:") || l.startsWith("To:")));
+    for (const kept of ["X-Tight: value", "X-Wide: value", "X-Folded: one\ttwo", "X-Encoded: あ after"]) {
+      assert.ok(lines.includes(kept), `${kept} in ${JSON.stringify(lines)}`);
+    }
+  });
+
+  it("agrees with listHeaderFields on generated blocks (CRLF, folds, encoded words, spacing)", () => {
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const pieces = ["a", "b c", "=?UTF-8?Q?x_y?=", " ", "\t", "=?", "?=", ":", "z"];
+    for (let i = 0; i < 500; i++) {
+      const fields: string[] = [];
+      for (let f = 0; f < 1 + rand(6); f++) {
+        let value = "";
+        for (let k = 0; k < rand(5); k++) value += pieces[rand(pieces.length)];
+        const sep = [":", ": ", ":  ", " : ", ":\t"][rand(5)];
+        const fold = rand(4) === 0 ? `\n ${pieces[rand(pieces.length)]}` : "";
+        fields.push(`X-F${f}${sep}${value}${fold}`);
+      }
+      const eol = rand(2) === 0 ? "\n" : "\r\n";
+      const block = Buffer.from(fields.join(eol) + (rand(2) === 0 ? eol : ""));
+      assert.deepEqual(rewrittenFieldLines(block), reference(block), JSON.stringify(block.toString()));
+    }
   });
 });
