@@ -51,7 +51,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   for (const r of await recoverPurges(purge)) {
     log(
       `recovered plan ${r.planId} on ${r.queueRoot}, interrupted (agent pid ${r.agentPid}, started ${r.startedAt}, last step ${r.lastEvent}): ` +
-        `${r.removed.length} messages had been removed, ${r.failed.length} failed; ${r.qmailSend}` +
+        `${r.removed.length} messages had been removed, ${r.failed.length} failed, ${r.quarantined} copies kept in the quarantine; ${r.qmailSend}` +
         (r.resolved ? "" : " (will try again at the next start)"),
     );
   }

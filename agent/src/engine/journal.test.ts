@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { type BuiltMessage, QueueBuilder, type StandIn, startQmailSend } from "@qmfleet/test";
 import { acquireAgentLock } from "./agent-lock.js";
 import { PurgeJournal, readJournals } from "./journal.js";
-import { type PurgeEnvironment, previewPurge, recoverPurges } from "./purge.js";
+import { listQuarantine, type PurgeEnvironment, previewPurge, recoverPurges } from "./purge.js";
 import { DEFAULT_QMAIL_SEND_CONFIG, findQmailSend, planControl } from "./qmail-send.js";
 
 let dir: string;
@@ -119,6 +119,22 @@ describe("journal of a stopped purge", () => {
       const present = m.written.filter((rel) => fs.existsSync(path.join(root, rel)));
       assert.deepEqual(present, m.id === gone.id ? [] : m.written, `message ${m.id}`);
     }
+    // The copies taken before the stop: the removed message's is in the quarantine, those of
+    // the messages still queued are dropped, and so is the staging directory.
+    assert.equal(report.quarantined, 1);
+    const kept = [...listQuarantine(env)];
+    assert.deepEqual(
+      kept.map((e) => e.originalId),
+      [gone.id],
+    );
+    assert.deepEqual(
+      fs.readdirSync(path.join(dir, "qmfleet-quarantine")).filter((n) => n.startsWith("staging-")),
+      [],
+    );
+    assert.equal(
+      fs.readFileSync(path.join(dir, "qmfleet-quarantine", kept[0]?.quarantineId ?? "", "mess"), "utf8"),
+      "Subject: s1\n\nx\n".replace("s1", `s${targets.findIndex((m) => m.id === gone.id) + 1}`),
+    );
   });
 
   it("leaves a journal alone while a live agent holds its queue, and resolves it once free", async () => {

@@ -3,8 +3,9 @@
 // next start that it left qmail-send stopped, starts it again the way it was running, and
 // reports the interrupted plan with what it had removed.
 //
-// One file per purge, JSON lines: `begin`, then `stopping` (with how to start qmail-send
-// again), `stopped`, one `message` line per message, `started`; deleted when the purge is over.
+// One file per purge, JSON lines: `begin`, `staging` (where the copies taken before the stop
+// are), `stopping` (with how to start qmail-send again), `stopped`, one `message` line per
+// message, `started`; deleted when the purge is over.
 // The phase lines are fsynced; message lines are not (a kill -9 keeps them in the page cache;
 // only a power loss can drop the last few, and the queue itself then shows what is gone).
 
@@ -19,13 +20,16 @@ import {
   type QmailSendConfig,
   startQmailSend,
 } from "./qmail-send.js";
+import { Quarantine } from "./quarantine.js";
 
 export type JournalEvent =
   | { kind: "begin"; planId: string; queueRoot: string; agentPid: number; at: string; wasRunning: boolean }
+  /** Copies of the plan's messages go to this staging directory of the quarantine before the stop. */
+  | { kind: "staging"; at: string; dir: string }
   | { kind: "stopping"; at: string; control: ControlPlan }
   | { kind: "stopped"; at: string; pid: number }
   | { kind: "stop-failed"; at: string; error: string }
-  | { kind: "message"; id: string; outcome: string; touched: string[]; error?: string }
+  | { kind: "message"; id: string; outcome: string; touched: string[]; error?: string; quarantineId?: string }
   | { kind: "started"; at: string; pid: number }
   | { kind: "start-failed"; at: string; error: string };
 
@@ -90,12 +94,14 @@ export interface InterruptedPurge {
   agentPid: number;
   startedAt: string;
   wasRunning: boolean;
+  /** The staging directory of the copies taken before the stop, if any were. */
+  staging: string | undefined;
   /** How to start qmail-send again; present once the stop was about to be issued. */
   control: ControlPlan | undefined;
   stopIssued: boolean;
   restarted: boolean;
   /** Per message, the last line written for it. */
-  messages: Array<{ id: string; outcome: string; touched: string[]; error?: string }>;
+  messages: Array<{ id: string; outcome: string; touched: string[]; error?: string; quarantineId?: string }>;
   lastEvent: JournalEvent["kind"];
 }
 
@@ -126,6 +132,7 @@ export function readJournals(stateDir: string): InterruptedPurge[] {
     const begin = events.find((e): e is Begin => e.kind === "begin");
     if (!begin) continue;
     const stopping = events.find((e) => e.kind === "stopping");
+    const staging = events.find((e) => e.kind === "staging");
     out.push({
       file,
       planId: begin.planId,
@@ -133,6 +140,7 @@ export function readJournals(stateDir: string): InterruptedPurge[] {
       agentPid: begin.agentPid,
       startedAt: begin.at,
       wasRunning: begin.wasRunning,
+      staging: staging?.kind === "staging" ? staging.dir : undefined,
       control: stopping?.kind === "stopping" ? stopping.control : undefined,
       stopIssued: stopping !== undefined,
       restarted: events.some((e) => e.kind === "started"),
@@ -155,6 +163,8 @@ export interface RecoveryReport {
   failed: Array<{ id: string; error: string; touched: string[] }>;
   /** What recovery did about qmail-send, in words. */
   qmailSend: string;
+  /** Copies taken before the stop that went into the quarantine (their messages were removed). */
+  quarantined: number;
   /** True when qmail-send runs (or never ran) and the journal was removed. */
   resolved: boolean;
 }
@@ -181,6 +191,7 @@ export async function recoverInterruptedPurges(
         .filter((m) => m.outcome === "failed")
         .map((m) => ({ id: m.id, error: m.error ?? "", touched: m.touched })),
       qmailSend: "",
+      quarantined: 0,
       resolved: false,
     };
     reports.push(report);
@@ -195,6 +206,7 @@ export async function recoverInterruptedPurges(
       continue;
     }
     try {
+      if (j.staging) report.quarantined = settleCopies(j, j.staging);
       report.qmailSend = await restoreQmailSend(j, config);
       report.resolved = !report.qmailSend.startsWith("could not");
       if (report.resolved) fs.unlinkSync(j.file);
@@ -203,6 +215,18 @@ export async function recoverInterruptedPurges(
     }
   }
   return reports;
+}
+
+/**
+ * The copies a stopped purge took before stopping qmail-send: those its journal reported (the
+ * message removed, or failed part way) go into the quarantine, the others are dropped (their
+ * messages are still queued, or were delivered). Message lines are not fsynced, so only a power
+ * loss can lose the line of a removed message, and its copy with it.
+ */
+function settleCopies(j: InterruptedPurge, stagingDir: string): number {
+  const reported = new Set(j.messages.flatMap((m) => (m.quarantineId ? [m.quarantineId] : [])));
+  const quarantine = new Quarantine(path.dirname(stagingDir));
+  return quarantine.settle(new Quarantine(stagingDir), (entry) => reported.has(entry.quarantineId)).length;
 }
 
 async function restoreQmailSend(j: InterruptedPurge, config: QmailSendConfig): Promise<string> {

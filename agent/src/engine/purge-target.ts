@@ -176,14 +176,17 @@ export function readEnvelope(target: Target, routing: Routing): TargetEnvelope {
   };
 }
 
-/** Hard-links the target into the quarantine with its envelope as the queue holds it now; returns the quarantine id. */
+/**
+ * Hard-links the target into the quarantine with its envelope (as the queue holds it now unless
+ * the caller has just read it); returns the quarantine id.
+ */
 export function quarantineTarget(
   quarantine: Quarantine,
   target: Target,
   routing: Routing,
   plan: { planId: string; reason: string; queueRoot: string },
+  envelope = readEnvelope(target, routing),
 ): string {
-  const envelope = readEnvelope(target, routing);
   return quarantine.put(target.abs(target.paths.mess), target.fd, {
     originalId: target.id,
     fingerprint: target.planned.fingerprint,

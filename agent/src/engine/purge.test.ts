@@ -392,6 +392,59 @@ describe("stopped purge", () => {
     assert.equal(mess.slice(mess.indexOf("\n") + 1), "Subject: win 1\n\nbuy now 1\n");
   });
 
+  it("takes the copies before the stop; inside it, rewrites one a delivery changed, drops one delivered", async () => {
+    const a = spam(1, { recipients: [{ address: "one@far.example" }, { address: "two@far.example" }] });
+    const b = spam(2);
+    const c = spam(3);
+    const s = await standIn();
+    // The stop command sees the staging area, then plays qmail-send's last deliveries before
+    // TERMing it: one of a's recipients done (T -> D in place), b delivered and retired.
+    const quarantineDir = path.join(dir, "qmfleet-quarantine");
+    const seen = path.join(dir, "staged-at-stop");
+    const stop = path.join(dir, "stop-qmail-send");
+    fs.writeFileSync(
+      stop,
+      [
+        "#!/bin/sh",
+        `ls '${quarantineDir}'/staging-*/ | grep -c . > '${seen}'`,
+        `printf D | dd of='${path.join(root, a.paths.remote)}' bs=1 count=1 conv=notrunc 2>/dev/null`,
+        `rm -f ${b.written.map((rel) => `'${path.join(root, rel)}'`).join(" ")}`,
+        `kill -TERM ${s.pid}`,
+        "",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    env.qmailSend = { ...env.qmailSend, stop: [stop] };
+    const { plan } = await preview(SPAM, { filter: SPAM, mode: "stopped" });
+    const { outcomes } = await execute(plan.planId);
+    assert.equal(fs.readFileSync(seen, "utf8").trim(), "3", "all three copied before the stop");
+    assert.deepEqual(
+      [a, b, c].map((m) => kinds(outcomes, m.id)),
+      [["removed"], ["gone"], ["removed"]],
+    );
+    await s.successor();
+    const kept = [...listQuarantine(env)];
+    assert.deepEqual(kept.map((e) => e.originalId).sort(), [a.id, c.id].sort());
+    assert.deepEqual(
+      kept.find((e) => e.originalId === a.id)?.recipients.map((r) => [r.address, r.done]),
+      [
+        ["one@far.example", true],
+        ["two@far.example", false],
+      ],
+    );
+    assert.deepEqual(
+      outcomes
+        .filter((o) => o.outcome === "removed")
+        .map((o) => o.quarantineId)
+        .sort(),
+      kept.map((e) => e.quarantineId).sort(),
+    );
+    assert.deepEqual(
+      fs.readdirSync(quarantineDir).filter((n) => n.startsWith("staging-")),
+      [],
+    );
+  });
+
   it("never starts a qmail-send that was not running", async () => {
     spam(1);
     const { plan } = await preview();
@@ -430,6 +483,11 @@ describe("stopped purge", () => {
       assert.ok(exists(last.paths.mess) && exists(last.paths.remote) && exists(last.paths.info));
       assert.ok(report.qmailSendRestarted);
       await s.successor();
+      // The removed message keeps its copy, and so does the one cut half way (its outcome names
+      // it); the copy taken for the one never reached is dropped.
+      const kept = [...listQuarantine(env)];
+      assert.deepEqual(kept.map((e) => e.originalId).sort(), [first.id, middle.id].sort());
+      assert.ok(kept.some((e) => e.quarantineId === failed?.quarantineId));
     } finally {
       execFileSync("chattr", ["-i", info]);
     }
@@ -463,6 +521,8 @@ describe("stopped purge", () => {
     assert.match(report.error ?? "", /sleep 600 did not return within 500 ms/);
     assert.deepEqual(snapshot([a]), before);
     assert.equal(findQmailSend(root)?.pid, s.pid);
+    assert.deepEqual([...listQuarantine(env)], [], "the copy taken before the stop is dropped");
+    assert.deepEqual(fs.readdirSync(path.join(dir, "qmfleet-quarantine")), []);
   });
 });
 

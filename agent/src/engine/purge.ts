@@ -207,7 +207,7 @@ export async function executePurge(
       report.awaitingRetirement = live.awaitingRetirement;
       report.notes = live.notes;
     } else {
-      const stopped = await purgeStopped(run, plan.messages(), {
+      const stopped = await purgeStopped(run, () => plan.messages(), {
         stateDir: env.stateDir,
         qmailSend: env.qmailSend,
       });

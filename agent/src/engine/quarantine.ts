@@ -11,6 +11,10 @@
 //   <dir>/<quarantine id>/envelope.json   written last (tmp + rename): an entry without it is unfinished
 // A quarantined message keeps its disk space until it expires, so quarantining is refused
 // when the file system is nearly full (the operator may be purging to free space).
+//
+// A stopped purge takes its copies before it stops qmail-send, into a staging directory
+// <dir>/staging-<plan id>/ laid out the same way (see purge-stopped.ts); once the purge is over,
+// settle() moves in the copies of the messages it removed and drops the others.
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -127,6 +131,49 @@ export class Quarantine {
     }
   }
 
+  /** The staging area of a stopped purge's plan: a quarantine of its own, inside this one. */
+  stagingFor(planId: string): Quarantine {
+    const staging = new Quarantine(path.join(this.dir, `staging-${planId}`));
+    fs.mkdirSync(staging.dir, { recursive: true, mode: 0o700 });
+    return staging;
+  }
+
+  /**
+   * Moves the complete entries of `staging` that `keep` accepts into this quarantine (same id),
+   * drops the rest, and removes the staging directory. Returns the ids moved in.
+   */
+  settle(staging: Quarantine, keep: (entry: QuarantineEntry) => boolean): string[] {
+    const moved: string[] = [];
+    let names: string[];
+    try {
+      names = fs.readdirSync(staging.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return moved;
+      throw error;
+    }
+    for (const name of names.filter((n) => ID_RE.test(n))) {
+      const entry = staging.read(name);
+      if (entry && keep(entry)) {
+        fs.renameSync(staging.entryDir(name), this.entryDir(name));
+        moved.push(name);
+      } else {
+        staging.remove(name);
+      }
+    }
+    fs.rmSync(staging.dir, { recursive: true, force: true });
+    return moved;
+  }
+
+  /** The inode of an entry's message, undefined when the entry has none. */
+  messInode(quarantineId: string): bigint | undefined {
+    try {
+      return fs.lstatSync(path.join(this.entryDir(quarantineId), "mess"), { bigint: true }).ino;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
   private entryDir(quarantineId: string): string {
     if (!ID_RE.test(quarantineId)) throw new Error(`not a quarantine id: "${quarantineId}"`);
     return path.join(this.dir, quarantineId);
@@ -153,16 +200,22 @@ export class Quarantine {
         throw new Error(`${messPath} changed while it was being quarantined`);
       }
       const full: QuarantineEntry = { ...entry, quarantineId, quarantinedAt: Math.floor(now / 1000) };
-      const tmp = path.join(dir, "envelope.json.tmp");
-      // Not fsynced: one fsync per message made neutralizing 1,000 messages take 2.8 s instead
-      // of 0.65 s (measured); only a power loss could drop an envelope.
-      fs.writeFileSync(tmp, JSON.stringify(full, null, 1), { mode: 0o600, flag: "wx" });
-      fs.renameSync(tmp, path.join(dir, "envelope.json"));
+      this.writeEnvelope(full);
       return full;
     } catch (error) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw error;
     }
+  }
+
+  /** Writes (or rewrites) an entry's envelope.json, whole or not at all (tmp + rename). */
+  writeEnvelope(entry: QuarantineEntry): void {
+    const dir = this.entryDir(entry.quarantineId);
+    const tmp = path.join(dir, "envelope.json.tmp");
+    // Not fsynced: one fsync per message made neutralizing 1,000 messages take 2.8 s instead
+    // of 0.65 s (measured); only a power loss could drop an envelope.
+    fs.writeFileSync(tmp, JSON.stringify(entry, null, 1), { mode: 0o600 });
+    fs.renameSync(tmp, path.join(dir, "envelope.json"));
   }
 
   /** Every complete entry, oldest first. */

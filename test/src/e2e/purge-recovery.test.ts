@@ -107,13 +107,15 @@ describe("an agent killed while qmail-send was stopped for a purge", () => {
     assert.match(
       agent.log(),
       new RegExp(
-        `recovered plan ${planId} on ${root}, interrupted \\(agent pid \\d+, started \\S+, last step stopping\\): 0 messages had been removed, 0 failed; started qmail-send again \\(pid \\d+\\)`,
+        `recovered plan ${planId} on ${root}, interrupted \\(agent pid \\d+, started \\S+, last step stopping\\): 0 messages had been removed, 0 failed, 0 copies kept in the quarantine; started qmail-send again \\(pid \\d+\\)`,
       ),
     );
     const next = await qs.successor();
     assert.deepEqual(lockHolders(join(root, "lock", "sendmutex")), [next.pid]);
     assert.deepEqual(readdirSync(join(state, "journal")), [], "the journal is resolved");
     for (const m of messages) assert.ok(existsSync(join(root, m.paths.mess)), "nothing was removed");
+    // The copies the purge took before stopping qmail-send are dropped with their staging area.
+    assert.deepEqual(readdirSync(join(dir, "qmfleet-quarantine")), []);
     const recovery = readFileSync(join(state, "audit.log"), "utf8")
       .trim()
       .split("\n")
