@@ -144,14 +144,7 @@ export class Quarantine {
    */
   settle(staging: Quarantine, keep: (entry: QuarantineEntry) => boolean): string[] {
     const moved: string[] = [];
-    let names: string[];
-    try {
-      names = fs.readdirSync(staging.dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return moved;
-      throw error;
-    }
-    for (const name of names.filter((n) => ID_RE.test(n))) {
+    for (const name of staging.ids()) {
       const entry = staging.read(name);
       if (entry && keep(entry)) {
         fs.renameSync(staging.entryDir(name), this.entryDir(name));
@@ -170,6 +163,16 @@ export class Quarantine {
       return fs.lstatSync(path.join(this.entryDir(quarantineId), "mess"), { bigint: true }).ino;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  /** The entries' ids, complete or not; none when the directory does not exist (yet). */
+  private ids(): string[] {
+    try {
+      return fs.readdirSync(this.dir).filter((n) => ID_RE.test(n));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw error;
     }
   }
@@ -220,14 +223,7 @@ export class Quarantine {
 
   /** Every complete entry, oldest first. */
   *list(): Generator<QuarantineEntry> {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw error;
-    }
-    for (const name of names.filter((n) => ID_RE.test(n)).sort()) {
+    for (const name of this.ids().sort()) {
       const entry = this.read(name);
       if (entry) yield entry;
     }
@@ -258,15 +254,8 @@ export class Quarantine {
   expire(days: number, nowMs = Date.now()): string[] {
     const limit = stamp(nowMs - days * 86_400_000);
     const removed: string[] = [];
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return removed;
-      throw error;
-    }
     // Ids start with their UTC time stamp, so they compare as times.
-    for (const name of names.filter((n) => ID_RE.test(n) && n < limit)) {
+    for (const name of this.ids().filter((n) => n < limit)) {
       this.remove(name);
       removed.push(name);
     }

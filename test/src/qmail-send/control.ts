@@ -15,7 +15,7 @@ import { descendants, liveComm, lockHolders } from "./proc-locks.js";
 import { programArgs } from "./programs.js";
 import { PERL_LOCK, STAND_IN_DEFAULTS, type StandInConfig } from "./stand-in-options.js";
 
-export type StandInOptions = Partial<Omit<StandInConfig, "root" | "logFile" | "binDir">>;
+export type StandInOptions = Partial<Omit<StandInConfig, "root" | "logFile" | "readyFile" | "binDir">>;
 
 const DELIVERY_COMMS = new Set(["qmail-remote", "qmail-local"]);
 
@@ -57,6 +57,7 @@ export function prepareQmailSend(root: string, opts: StandInOptions = {}): Prepa
     ...opts,
     root: path.resolve(root),
     logFile: path.join(workDir, "current"),
+    readyFile: path.join(workDir, "ready"),
     binDir,
   };
   const configFile = path.join(workDir, "config.json");
@@ -94,7 +95,7 @@ export async function startQmailSend(root: string, opts: StandInOptions = {}): P
     await waitUntil(
       () => {
         if (exited) throw new Error(`qmail-send stand-in exited at start:\n${standIn.log().join("\n")}`);
-        return standIn.log().some((l) => l.startsWith("status:"));
+        return fs.existsSync(prepared.config.readyFile);
       },
       20_000,
       "the qmail-send stand-in to start",

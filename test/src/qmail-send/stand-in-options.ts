@@ -30,6 +30,12 @@ export interface StandInConfig {
   root: string;
   /** Every line qmail-send would log goes here, one per line. */
   logFile: string;
+  /**
+   * Created once the start-up work is over (the first scan of todo/ included). Not a qmail file:
+   * the harness's way to know that a message written after the start stays in todo/ until the
+   * trigger is pulled (qmail-send's status line comes before that work).
+   */
+  readyFile: string;
   /** Holds the links qmail-send, qmail-rspawn, qmail-remote, qmail-local (see control.ts). */
   binDir: string;
   /** Local domains; absent: <home>/control/locals, or none when that file does not exist. */

@@ -760,6 +760,7 @@ function main(): void {
     setImmediate(loop);
   }
 
+  let ready = false;
   function loop(): void {
     kicked = false;
     if (timer) clearTimeout(timer);
@@ -790,6 +791,10 @@ function main(): void {
     consider(pqfail.min());
     consider(pqdone.min());
     timer = setTimeout(loop, Math.max(0, wakeup - Date.now()) + 5);
+    if (!ready) {
+      ready = true;
+      fs.writeFileSync(cfg.readyFile, "");
+    }
   }
 
   process.on("SIGTERM", () => {
