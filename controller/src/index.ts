@@ -52,7 +52,7 @@ export {
 export { type FleetRestoreOptions, fleetQuarantine, fleetRestore, type RestoreTarget } from "./quarantine.js";
 export { type ReadMessageHandlers, readFleetMessage } from "./read-message.js";
 export { type FleetRetryOptions, fleetRetrySooner, fleetSendNow } from "./retry.js";
-export { type FleetStats, type FleetStatsOptions, fleetStats, sumStats } from "./stats.js";
+export { type FleetStats, type FleetStatsOptions, fleetStats, STATS_COUNT_KEYS, sumStats } from "./stats.js";
 export {
   DIMENSIONS,
   type FleetGroup,

@@ -21,6 +21,7 @@ import type { AgentClients } from "./connection.js";
 import { type FanOutOptions, fanOut, type HostOutcome, type HostState } from "./fanout.js";
 import { serverStream, streamFanOut } from "./fleet-stream.js";
 import type { InventoryHost } from "./inventory.js";
+import { sumCounts } from "./sum-counts.js";
 
 /** One host's plan, as its preview returned it. */
 export interface HostPlan {
@@ -132,26 +133,18 @@ export interface FleetExecuteOptions extends FanOutOptions {
 /** What every execution is asked with; the plan id is each host's own. */
 export type ExecuteSettings = Omit<ExecutePurgeRequest, "planId">;
 
+const TOTAL_KEYS: readonly (keyof PurgeTotals)[] = [
+  "purged",
+  "retired",
+  "skippedChanged",
+  "gone",
+  "failed",
+  "awaitingRetirement",
+  "notProcessed",
+];
+
 export function sumReports(reports: readonly PurgeReport[]): PurgeTotals {
-  const totals: PurgeTotals = {
-    purged: 0,
-    retired: 0,
-    skippedChanged: 0,
-    gone: 0,
-    failed: 0,
-    awaitingRetirement: 0,
-    notProcessed: 0,
-  };
-  for (const r of reports) {
-    totals.purged += r.purged;
-    totals.retired += r.retired;
-    totals.skippedChanged += r.skippedChanged;
-    totals.gone += r.gone;
-    totals.failed += r.failed;
-    totals.awaitingRetirement += r.awaitingRetirement;
-    totals.notProcessed += r.notProcessed;
-  }
-  return totals;
+  return sumCounts(reports, TOTAL_KEYS);
 }
 
 /** Why a report is not clean, or undefined when every message ended as planned. */

@@ -4,6 +4,7 @@ import type { QueueStats } from "@qmfleet/proto";
 import type { AgentClients } from "./connection.js";
 import { type FanOutOptions, fanOut, type HostOutcome, unaryCall } from "./fanout.js";
 import type { InventoryHost } from "./inventory.js";
+import { sumCounts } from "./sum-counts.js";
 
 export interface FleetStats {
   /** One outcome per targeted host, in the order the hosts were given. */
@@ -19,36 +20,27 @@ export interface FleetStatsOptions extends FanOutOptions {
   onHost?: (outcome: HostOutcome<QueueStats>) => void;
 }
 
+/** The counters of QueueStats, in the order every output shows them (the oldest message after). */
+export const STATS_COUNT_KEYS = [
+  "messagesInQueue",
+  "notPreprocessed",
+  "preprocessed",
+  "withLocal",
+  "withRemote",
+  "bouncing",
+  "beingWritten",
+  "bytes",
+] as const;
+
 /** Counts add up; the oldest message of the fleet is the oldest of any host. */
 export function sumStats(list: readonly QueueStats[]): QueueStats {
-  const total: QueueStats = {
-    messagesInQueue: 0,
-    notPreprocessed: 0,
-    preprocessed: 0,
-    withLocal: 0,
-    withRemote: 0,
-    bouncing: 0,
-    beingWritten: 0,
-    bytes: 0,
-    oldestBirthUnix: 0,
-    oldestAgeSeconds: 0,
+  // 0 means "no message" on a host, not the epoch.
+  const births = list.map((s) => s.oldestBirthUnix).filter((t) => t > 0);
+  return {
+    ...sumCounts(list, STATS_COUNT_KEYS),
+    oldestBirthUnix: births.length > 0 ? Math.min(...births) : 0,
+    oldestAgeSeconds: Math.max(0, ...list.map((s) => s.oldestAgeSeconds)),
   };
-  for (const s of list) {
-    total.messagesInQueue += s.messagesInQueue;
-    total.notPreprocessed += s.notPreprocessed;
-    total.preprocessed += s.preprocessed;
-    total.withLocal += s.withLocal;
-    total.withRemote += s.withRemote;
-    total.bouncing += s.bouncing;
-    total.beingWritten += s.beingWritten;
-    total.bytes += s.bytes;
-    // 0 means "no message" on a host, not the epoch.
-    if (s.oldestBirthUnix > 0 && (total.oldestBirthUnix === 0 || s.oldestBirthUnix < total.oldestBirthUnix)) {
-      total.oldestBirthUnix = s.oldestBirthUnix;
-    }
-    total.oldestAgeSeconds = Math.max(total.oldestAgeSeconds, s.oldestAgeSeconds);
-  }
-  return total;
 }
 
 export async function fleetStats(

@@ -14,6 +14,7 @@ import { messagePaths, queueAccessError, queuePath } from "./layout.js";
 import type { MessagePaths, QueueLayout, Recipient } from "./model.js";
 import type { PlannedMessage } from "./plan.js";
 import type { Quarantine } from "./quarantine.js";
+import { readQueueFile } from "./queue-file.js";
 
 export type OutcomeKind = "neutralized" | "retired" | "removed" | "skipped_changed" | "gone" | "failed";
 
@@ -129,20 +130,12 @@ export function oddEntry(abs: string, rel: string): string | undefined {
   return st && !st.isFile() ? `${rel} is ${describeType(st)}: left alone` : undefined;
 }
 
-function readQueueFile(abs: string): { data: Buffer; mtime: number } | undefined {
-  let fd: number;
-  try {
-    fd = openNoAtime(abs);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ELOOP") return undefined;
-    throw queueAccessError("read", abs, error);
-  }
-  try {
-    return { data: fs.readFileSync(fd), mtime: Math.floor(fs.fstatSync(fd).mtimeMs / 1000) };
-  } finally {
-    fs.closeSync(fd);
-  }
+/** A whole envelope file with its mtime (seconds), undefined when there is none to read. */
+function readEnvelopeFile(abs: string): { data: Buffer; mtime: number } | undefined {
+  return readQueueFile(abs, (fd) => ({
+    data: fs.readFileSync(fd),
+    mtime: Math.floor(fs.fstatSync(fd).mtimeMs / 1000),
+  }));
 }
 
 export interface TargetEnvelope {
@@ -153,16 +146,17 @@ export interface TargetEnvelope {
 
 /** Sender, birth time and recipients (with T/D state) as the queue holds them now. */
 export function readEnvelope(target: Target, routing: Routing): TargetEnvelope {
-  const info = readQueueFile(target.abs(target.paths.info));
+  const info = readEnvelopeFile(target.abs(target.paths.info));
   if (info) {
     const recipients: Recipient[] = [];
     for (const channel of ["local", "remote"] as const) {
-      const file = readQueueFile(target.abs(target.paths[channel]));
+      const file = readEnvelopeFile(target.abs(target.paths[channel]));
       if (file) recipients.push(...parseRecipients(file.data, channel, routing.vdoms).recipients);
     }
     return { sender: parseInfo(info.data).sender, birthTime: info.mtime, recipients };
   }
-  const todo = readQueueFile(target.abs(target.paths.todo)) ?? readQueueFile(target.abs(target.paths.intd));
+  const todo =
+    readEnvelopeFile(target.abs(target.paths.todo)) ?? readEnvelopeFile(target.abs(target.paths.intd));
   const parsed = todo ? parseTodo(todo.data) : { sender: "", recipients: [] as string[] };
   return {
     sender: parsed.sender,

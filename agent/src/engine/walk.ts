@@ -23,15 +23,7 @@ import * as fs from "node:fs";
 import { loadRouting, parseInfo, parseRecipients, parseTodo, type Routing } from "./envelope.js";
 import { FINGERPRINT_SPAN, fingerprintOf, type MessageHead, openNoAtime, readHead } from "./fingerprint.js";
 import { cutHeaderBlock, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
-import {
-  isMessageName,
-  messageFileNames,
-  messagePaths,
-  qmailHomeOf,
-  queueAccessError,
-  splitOf,
-  todoDirs,
-} from "./layout.js";
+import { isMessageName, messageFileNames, messagePaths, qmailHomeOf, splitOf, todoDirs } from "./layout.js";
 import type {
   MessageHeaders,
   MessagePaths,
@@ -40,6 +32,7 @@ import type {
   QueueLayout,
   Recipient,
 } from "./model.js";
+import { readQueueFile } from "./queue-file.js";
 
 export interface WalkOptions {
   /** Decode From/To/Subject... and the client IP (default true). The head is read either way: it gives the fingerprint. */
@@ -90,11 +83,6 @@ const DEFAULT_HEAD = 16 * 1024;
 // Envelope files are tiny; one reused buffer avoids an allocation per read.
 const scratch = Buffer.allocUnsafe(64 * 1024);
 
-function isAbsent(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ELOOP";
-}
-
 interface SmallFile {
   data: Buffer;
   mtime: number;
@@ -106,15 +94,7 @@ interface SmallFile {
  * parse it before the next read.
  */
 function readSmall(abs: string, wantMtime: boolean): SmallFile | undefined {
-  let fd: number;
-  try {
-    fd = openNoAtime(abs);
-  } catch (err) {
-    // ENOENT: finished meanwhile; ELOOP: a symlink, never followed.
-    if (isAbsent(err)) return undefined;
-    throw queueAccessError("read", abs, err);
-  }
-  try {
+  return readQueueFile(abs, (fd) => {
     const mtime = wantMtime ? Math.floor(fs.fstatSync(fd).mtimeMs / 1000) : 0;
     const n = fs.readSync(fd, scratch, 0, scratch.length, 0);
     if (n < scratch.length) return { data: scratch.subarray(0, n), mtime };
@@ -128,12 +108,7 @@ function readSmall(abs: string, wantMtime: boolean): SmallFile | undefined {
       pos += got;
     }
     return { data: Buffer.concat(parts), mtime };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EISDIR") return undefined;
-    throw queueAccessError("read", abs, err);
-  } finally {
-    fs.closeSync(fd);
-  }
+  });
 }
 
 function messageNames(root: string, rel: string): string[] {
@@ -141,23 +116,7 @@ function messageNames(root: string, rel: string): string[] {
 }
 
 function readMess(abs: string, headBytes: number): MessageHead | undefined {
-  let fd: number;
-  try {
-    fd = openNoAtime(abs);
-  } catch (err) {
-    // ENOENT: an orphan (check.ts reports it) or delivered meanwhile; ELOOP: a symlink.
-    if (isAbsent(err)) return undefined;
-    throw queueAccessError("read", abs, err);
-  }
-  try {
-    return readHead(fd, headBytes);
-  } catch (err) {
-    // EISDIR: a directory where a message should be (an odd entry check.ts reports).
-    if ((err as NodeJS.ErrnoException).code === "EISDIR") return undefined;
-    throw queueAccessError("read", abs, err);
-  } finally {
-    fs.closeSync(fd);
-  }
+  return readQueueFile(abs, (fd) => readHead(fd, headBytes));
 }
 
 function readAt(abs: string, offset: number, maxBytes: number): Buffer {

@@ -6,7 +6,7 @@ import { EXIT_PROBLEMS_FOUND } from "../exit-codes.js";
 import { emit } from "../output.js";
 import { checkView } from "../views/check-view.js";
 import type { Action } from "./action.js";
-import { hostReporter, hostsResult } from "./host-report.js";
+import { fanOutOf, hostReporter, hostsResult } from "./host-report.js";
 
 export const checkAction: Action = async (ctx) => {
   const view = checkView(
@@ -17,11 +17,7 @@ export const checkAction: Action = async (ctx) => {
   const ended = new Map<string, HostOutcome<unknown>>();
   let count = 0;
   await emit(ctx, view.begin());
-  const events = fleetCheck(ctx.hosts, ctx.clients, {
-    timeoutMs: ctx.timeoutMs,
-    concurrency: ctx.concurrency,
-    signal: ctx.signal,
-  });
+  const events = fleetCheck(ctx.hosts, ctx.clients, fanOutOf(ctx));
   for await (const event of events) {
     if (event.kind === "item") {
       count++;

@@ -1,9 +1,14 @@
 // How an action tells the operator about each host as it ends: a line on stderr for every host
 // that did not end ok (always), and progress for the others when a person watches a terminal.
 
-import type { HostOutcome } from "@qmfleet/controller";
+import type { FanOutOptions, HostOutcome } from "@qmfleet/controller";
 import { EXIT_USAGE } from "../exit-codes.js";
 import type { ActionContext, ActionResult } from "./action.js";
+
+/** The per-host deadline, concurrency and cancellation every fleet call of an action takes. */
+export function fanOutOf(ctx: ActionContext): FanOutOptions {
+  return { timeoutMs: ctx.timeoutMs, concurrency: ctx.concurrency, signal: ctx.signal };
+}
 
 /** A function to call with each host's outcome as it arrives. */
 export function hostReporter(ctx: ActionContext): (outcome: HostOutcome<unknown>) => void {

@@ -6,7 +6,7 @@ import type { ListMessagesRequest } from "@qmfleet/proto";
 import { emit } from "../output.js";
 import { type DryRun, listView } from "../views/messages-view.js";
 import type { Action } from "./action.js";
-import { hostReporter, hostsResult } from "./host-report.js";
+import { fanOutOf, hostReporter, hostsResult } from "./host-report.js";
 
 export interface ListOptions {
   request: ListMessagesRequest;
@@ -28,11 +28,7 @@ export function listAction(options: ListOptions): Action {
     const ended = new Map<string, HostOutcome<unknown>>();
     const totals = { count: 0, bytes: 0 };
     await emit(ctx, view.begin());
-    const events = fleetMessages(ctx.hosts, ctx.clients, options.request, {
-      timeoutMs: ctx.timeoutMs,
-      concurrency: ctx.concurrency,
-      signal: ctx.signal,
-    });
+    const events = fleetMessages(ctx.hosts, ctx.clients, options.request, fanOutOf(ctx));
     for await (const event of events) {
       if (event.kind === "item") {
         totals.count++;

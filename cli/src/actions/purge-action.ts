@@ -24,7 +24,7 @@ import {
   previewTable,
 } from "../views/purge-view.js";
 import type { Action, ActionContext, ActionResult } from "./action.js";
-import { hostReporter, hostsResult } from "./host-report.js";
+import { fanOutOf, hostReporter, hostsResult } from "./host-report.js";
 
 export interface PurgeOptions {
   /** Each host's preview request (with -d HOST:ID, hosts are asked for different ids). */
@@ -64,9 +64,7 @@ async function executePlans(
   const view = executeView(format(ctx), filter);
   await emit(ctx, view.begin());
   const result = await fleetExecutePurge(previews, ctx.clients, settings, {
-    timeoutMs: ctx.timeoutMs,
-    concurrency: ctx.concurrency,
-    signal: ctx.signal,
+    ...fanOutOf(ctx),
     canary,
     onOutcome: (host, outcome) => emit(ctx, view.outcome(host.name, outcome)),
     onHost: (r) => reportHost(ctx, r),
@@ -78,9 +76,7 @@ async function executePlans(
 export function purgeAction(options: PurgeOptions): Action {
   return async (ctx) => {
     const preview = await fleetPreviewPurge(ctx.hosts, ctx.clients, options.request, {
-      timeoutMs: ctx.timeoutMs,
-      concurrency: ctx.concurrency,
-      signal: ctx.signal,
+      ...fanOutOf(ctx),
       onHost: hostReporter(ctx),
     });
     if (options.planFile) await savePlans(options.planFile, options.filter, preview.hosts);

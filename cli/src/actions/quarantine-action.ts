@@ -9,7 +9,7 @@ import { renderJson, renderNdjsonLine } from "../render.js";
 import { oneLine } from "../text-width.js";
 import { UsageError } from "../usage-error.js";
 import type { Action } from "./action.js";
-import { hostJson, hostReporter, hostsResult } from "./host-report.js";
+import { fanOutOf, hostJson, hostReporter, hostsResult } from "./host-report.js";
 
 function entryRecord(host: string, e: QuarantineEntry) {
   return {
@@ -33,11 +33,7 @@ export const quarantineListAction: Action = async (ctx) => {
   const json = ctx.format === "json";
   let count = 0;
   if (json) await emit(ctx, '{"entries":[');
-  const events = fleetQuarantine(ctx.hosts, ctx.clients, {
-    timeoutMs: ctx.timeoutMs,
-    concurrency: ctx.concurrency,
-    signal: ctx.signal,
-  });
+  const events = fleetQuarantine(ctx.hosts, ctx.clients, fanOutOf(ctx));
   for await (const event of events) {
     if (event.kind === "host") {
       report(event.outcome);
@@ -85,9 +81,7 @@ export function restoreAction(
     const lines: string[] = [];
     const records: object[] = [];
     const outcomes = await fleetRestore(targets, ctx.clients, {
-      timeoutMs: ctx.timeoutMs,
-      concurrency: ctx.concurrency,
-      signal: ctx.signal,
+      ...fanOutOf(ctx),
       allRecipients,
       reason,
       onHost: hostReporter(ctx),

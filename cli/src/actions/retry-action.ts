@@ -5,7 +5,7 @@ import type { Filter, RetrySoonerResponse, SendNowResponse } from "@qmfleet/prot
 import { emit } from "../output.js";
 import { type Column, renderJson, renderNdjsonLine, renderTable } from "../render.js";
 import type { Action, ActionContext } from "./action.js";
-import { hostJson, hostReporter, hostsResult } from "./host-report.js";
+import { fanOutOf, hostJson, hostReporter, hostsResult } from "./host-report.js";
 
 function render<T>(
   ctx: ActionContext,
@@ -47,9 +47,7 @@ export function retryAction(filter: Filter, reason: string): Action {
       ctx.clients,
       { filter, dryRun: false, reason },
       {
-        timeoutMs: ctx.timeoutMs,
-        concurrency: ctx.concurrency,
-        signal: ctx.signal,
+        ...fanOutOf(ctx),
         onHost: hostReporter(ctx),
       },
     );
@@ -76,9 +74,7 @@ const SEND_NOW_COLUMNS: Column[] = [
 export function sendNowAction(reason: string): Action {
   return async (ctx) => {
     const outcomes = await fleetSendNow(ctx.hosts, ctx.clients, reason, {
-      timeoutMs: ctx.timeoutMs,
-      concurrency: ctx.concurrency,
-      signal: ctx.signal,
+      ...fanOutOf(ctx),
       onHost: hostReporter(ctx),
     });
     await emit(

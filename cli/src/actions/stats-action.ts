@@ -4,7 +4,7 @@ import { fleetStats, type HostOutcome } from "@qmfleet/controller";
 import type { QueueStats } from "@qmfleet/proto";
 import { statsCsv, statsJson, statsNdjsonHost, statsNdjsonTotal, statsTable } from "../views/stats-view.js";
 import type { Action } from "./action.js";
-import { hostReporter } from "./host-report.js";
+import { fanOutOf, hostReporter } from "./host-report.js";
 
 export const statsAction: Action = async (ctx) => {
   const report = hostReporter(ctx);
@@ -15,9 +15,7 @@ export const statsAction: Action = async (ctx) => {
     }
   };
   const fleet = await fleetStats(ctx.hosts, ctx.clients, {
-    timeoutMs: ctx.timeoutMs,
-    concurrency: ctx.concurrency,
-    signal: ctx.signal,
+    ...fanOutOf(ctx),
     onHost,
   });
   const render = {

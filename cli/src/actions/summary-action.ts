@@ -6,7 +6,7 @@ import { emit } from "../output.js";
 import { renderNdjsonLine } from "../render.js";
 import { summaryCsv, summaryJson, summaryNdjson, summaryTable } from "../views/summary-view.js";
 import type { Action } from "./action.js";
-import { hostJson, hostReporter, hostsResult } from "./host-report.js";
+import { fanOutOf, hostJson, hostReporter, hostsResult } from "./host-report.js";
 
 export function summaryAction(filter: Filter, top: number): Action {
   return async (ctx) => {
@@ -16,9 +16,7 @@ export function summaryAction(filter: Filter, top: number): Action {
       ctx.clients,
       { filter, top, shape: true },
       {
-        timeoutMs: ctx.timeoutMs,
-        concurrency: ctx.concurrency,
-        signal: ctx.signal,
+        ...fanOutOf(ctx),
         onHost: (outcome) => {
           report(outcome);
           if (ctx.format === "ndjson")

@@ -1,19 +1,12 @@
 // qmfleet -s: one row per host and a fleet total, in every output format.
 
-import type { FleetStats, HostOutcome } from "@qmfleet/controller";
+import { type FleetStats, type HostOutcome, STATS_COUNT_KEYS } from "@qmfleet/controller";
 import type { QueueStats } from "@qmfleet/proto";
 import { type Column, renderCsv, renderJson, renderNdjsonLine, renderTable } from "../render.js";
 
 // Every output lists the counters in this order (the wire decoder's order differs).
 const STAT_FIELDS: readonly (keyof QueueStats)[] = [
-  "messagesInQueue",
-  "notPreprocessed",
-  "preprocessed",
-  "withLocal",
-  "withRemote",
-  "bouncing",
-  "beingWritten",
-  "bytes",
+  ...STATS_COUNT_KEYS,
   "oldestBirthUnix",
   "oldestAgeSeconds",
 ];

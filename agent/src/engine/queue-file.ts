@@ -1,0 +1,31 @@
+// Reading one file of the queue while qmail-send works on it: the file may be gone by the time
+// it is opened, and what sits under a queue name may be an odd entry. Both are "nothing to
+// read" here, never an error; check.ts and the purge's odd-entry check report odd entries.
+
+import * as fs from "node:fs";
+import { openNoAtime } from "./fingerprint.js";
+import { queueAccessError } from "./layout.js";
+
+/**
+ * Opens a queue file (O_NOATIME where allowed) and reads it with `read`; undefined when it is
+ * not there to read: gone (qmail-send finished the message meanwhile, or an orphan), a symlink
+ * (ELOOP: never followed), or a directory (EISDIR).
+ */
+export function readQueueFile<T>(abs: string, read: (fd: number) => T): T | undefined {
+  let fd: number;
+  try {
+    fd = openNoAtime(abs);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ELOOP") return undefined;
+    throw queueAccessError("read", abs, err);
+  }
+  try {
+    return read(fd);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EISDIR") return undefined;
+    throw queueAccessError("read", abs, err);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
