@@ -237,6 +237,28 @@ describe("compileFilter: qmHandle's criteria", () => {
     assert.equal(negated.matchesHead(JAPANESE.headBlock), true);
   });
 
+  it("matchesPastHead decides the other criteria alone, and an empty filter still selects nothing", () => {
+    const headAndSender = (sender: string) =>
+      compileFilter(
+        {
+          criteria: [
+            { kind: "headerRegex", pattern: { source: "^X-Never-There:", caseInsensitive: false } },
+            { kind: "senderExact", sender },
+          ],
+        },
+        NOW,
+      );
+    // The head criterion would fail, but it is not asked again: only the sender decides.
+    assert.equal(headAndSender(JAPANESE.message.sender).matchesPastHead(JAPANESE), true);
+    assert.equal(headAndSender("nobody@else.example").matchesPastHead(JAPANESE), false);
+    const headOnlyFilter = compileFilter(
+      { criteria: [{ kind: "headerRegex", pattern: { source: "^X-Never-There:", caseInsensitive: false } }] },
+      NOW,
+    );
+    assert.equal(headOnlyFilter.matchesPastHead(JAPANESE), true);
+    assert.equal(compileFilter({ criteria: [] }, NOW).matchesPastHead(JAPANESE), false);
+  });
+
   it("-b / -B: lines of the decoded body text, within the byte cap", () => {
     const raw = Buffer.concat([
       Buffer.from(

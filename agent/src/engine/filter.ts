@@ -22,7 +22,7 @@
 //   recipientRegex also tests the stored form. recipientDomain is exact and case-insensitive.
 // - ageSeconds / sizeBytes: closed ranges; age is now - birthTime (info mtime).
 // - state: the message's state exactly ("preprocessed" does not include "bouncing").
-import type { Buffer } from "node:buffer";
+import { Buffer } from "node:buffer";
 import { type BodyText, bodyTexts, DEFAULT_BODY_CAP_BYTES } from "./body.js";
 import { type HeaderField, isPlainAscii, listHeaderFields, rewrittenFieldLines } from "./headers.js";
 import type {
@@ -64,6 +64,8 @@ export interface CompiledFilter {
   matchesHead(headBlock: Buffer): boolean;
   /** There are such criteria: matchesHead can say false. */
   readonly hasHeadCriteria: boolean;
+  /** `matches` for a candidate whose head block matchesHead has passed: the other criteria only. */
+  matchesPastHead(candidate: FilterCandidate): boolean;
   /** Some criterion reads the envelope (sender, recipients, birth time): see ScanOptions.envelope. */
   readonly needsEnvelope: boolean;
 }
@@ -209,9 +211,20 @@ function headerLinesMatch(reading: Reading, p: CompiledPattern): boolean {
   if (reading.plainHead()) {
     const raw = p.testLines(reading.candidate.headBlock);
     if (raw === true) return true;
-    if (raw === false) return rewrittenFieldLines(reading.candidate.headBlock).some((line) => p.test(line));
+    if (raw === false) return someLineMatches(rewrittenFieldLines(reading.candidate.headBlock), p);
   }
   return headerLines(reading).some((line) => p.test(line));
+}
+
+/**
+ * Whether one of these lines matches, with one search of them all joined when that answers for
+ * each of them (none holds a line break of its own): one call into RE2 instead of one a line.
+ */
+function someLineMatches(lines: string[], p: CompiledPattern): boolean {
+  if (lines.length === 0) return false;
+  const separate = !lines.some((line) => line.includes("\n") || line.includes("\r"));
+  const joined = separate ? p.testLines(Buffer.from(lines.join("\n"))) : undefined;
+  return joined ?? lines.some((line) => p.test(line));
 }
 
 function nonEmpty(criterion: Criterion, text: string): string {
@@ -385,6 +398,7 @@ export function compileFilter(filter: Filter, now: number, options: FilterOption
   });
   const ordered = compiled.sort((a, b) => a.cost - b.cost);
   const onHead = ordered.filter((c) => c.cost === Cost.HeaderBlock);
+  const pastHead = ordered.filter((c) => c.cost !== Cost.HeaderBlock);
   const kinds = new Set(filter.criteria.map((c) => c.kind));
   return {
     needsHeaders: kinds.has("subjectContains"),
@@ -395,6 +409,11 @@ export function compileFilter(filter: Filter, now: number, options: FilterOption
       if (ordered.length === 0) return false;
       const reading = new Reading(candidate, bodyCap);
       return ordered.every((criterion) => criterion.test(reading));
+    },
+    matchesPastHead(candidate) {
+      if (ordered.length === 0) return false;
+      const reading = new Reading(candidate, bodyCap);
+      return pastHead.every((criterion) => criterion.test(reading));
     },
     matchesHead(headBlock) {
       if (onHead.length === 0) return true;

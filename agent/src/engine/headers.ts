@@ -153,6 +153,7 @@ export function rewrittenFieldLines(block: Buffer): string[] {
   const latin1 = block.toString("latin1");
   const out: string[] = [];
   for (const span of fieldSpans(latin1)) {
+    if (writtenAsDecoded(latin1, span)) continue;
     const raw = latin1.slice(span.start, span.end);
     const name = fieldName(latin1, span);
     const line =
@@ -162,6 +163,31 @@ export function rewrittenFieldLines(block: Buffer): string[] {
     if (line !== raw) out.push(line);
   }
   return out;
+}
+
+/** What String.prototype.trim takes off an ASCII string: space, TAB, LF, VT, FF, CR. */
+const isBlank = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
+/**
+ * A one-line field spelled "Name: value" with no encoded word: decoding it gives back its line,
+ * told without building either string (most fields of a message; rewrittenFieldLines skips them).
+ */
+function writtenAsDecoded(latin1: string, span: FieldSpan): boolean {
+  const { start, colon, end } = span;
+  if (colon === -1 || colon === start || colon + 2 >= end) return false;
+  return (
+    !isBlank(latin1.charCodeAt(colon - 1)) &&
+    latin1.charCodeAt(colon + 1) === 0x20 &&
+    !isBlank(latin1.charCodeAt(colon + 2)) &&
+    !isBlank(latin1.charCodeAt(end - 1)) &&
+    !hasWithin(latin1, "\n", colon, end) &&
+    !hasWithin(latin1, "=?", colon, end)
+  );
+}
+
+function hasWithin(text: string, what: string, from: number, end: number): boolean {
+  const at = text.indexOf(what, from);
+  return at !== -1 && at < end;
 }
 
 /**

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { QueueBuilder, rebuildRealQueue } from "@qmfleet/test";
 import { compileFilter } from "./filter.js";
-import { detectLayout } from "./layout.js";
+import { detectLayout, messagePaths } from "./layout.js";
 import type { QueuedMessage } from "./model.js";
 import { type ScanCandidate, type ScanSelection, scanQueue, scanQueueSync } from "./scan.js";
 
@@ -386,7 +387,7 @@ describe("scan with a selection (ScanOptions.select)", () => {
     return { layout: detectLayout(fx.root), q };
   }
 
-  test("gives what filtering the whole scan gives, in the same order, in-thread and in workers", async () => {
+  test("gives what filtering the whole scan gives, in the same order, synchronously and pipelined", async () => {
     const { layout, q } = mixedQueue();
     const compiled = compileFilter(failureNotice.filter, failureNotice.now);
     const expected = [...scanQueueSync(layout)].filter((c) => compiled.matches(c)).map((c) => c.message);
@@ -396,13 +397,9 @@ describe("scan with a selection (ScanOptions.select)", () => {
       [...scanQueueSync(layout, { select: failureNotice })].map((c) => c.message),
       expected,
     );
-    // Twice in workers: a worker loading re2 crashed the process when a second one started.
-    for (let round = 0; round < 2; round++) {
-      const inWorkers: QueuedMessage[] = [];
-      for await (const c of scanQueue(layout, { select: failureNotice, workers: 2 }))
-        inWorkers.push(c.message);
-      assert.deepEqual(inWorkers, expected);
-    }
+    const pipelined: QueuedMessage[] = [];
+    for await (const c of scanQueue(layout, { select: failureNotice })) pipelined.push(c.message);
+    assert.deepEqual(pipelined, expected);
     q.close();
   });
 
@@ -431,7 +428,7 @@ describe("scan with a selection (ScanOptions.select)", () => {
       filter: { criteria: [{ kind: "headerRegex", pattern: { source: "(a", caseInsensitive: false } }] },
       now: 0,
     };
-    assert.throws(() => scanQueue(layout, { select: bad, workers: 2 }), /invalid filter, criterion 1/);
+    assert.throws(() => scanQueue(layout, { select: bad }), /invalid filter, criterion 1/);
     q.close();
   });
 
@@ -510,10 +507,10 @@ describe("scan without the envelope (ScanOptions.envelope: false)", () => {
       assert.equal(c.message.birthTime, 0);
     }
     assert.ok(wholeReads - bareReads >= 2 * whole.length, `reads: whole ${wholeReads}, bare ${bareReads}`);
-    const inWorkers: ScanCandidate[] = [];
-    for await (const c of scanQueue(layout, { envelope: false, workers: 2 })) inWorkers.push(c);
+    const pipelined: ScanCandidate[] = [];
+    for await (const c of scanQueue(layout, { envelope: false })) pipelined.push(c);
     assert.deepEqual(
-      inWorkers.map((c) => c.message),
+      pipelined.map((c) => c.message),
       bare.map((c) => c.message),
     );
   });
@@ -532,24 +529,24 @@ describe("scan without the envelope (ScanOptions.envelope: false)", () => {
   });
 });
 
-describe("scan in worker threads", () => {
-  test("gives the same candidates in the same order as the in-thread walk", async () => {
+describe("pipelined scan (reads ahead on the thread pool)", () => {
+  test("gives the same candidates in the same order as the synchronous walk, over many chunks", async () => {
     const fx = rebuildRealQueue(freshRoot());
     const q = QueueBuilder.create(fx.root);
-    for (let i = 0; i < 600; i++)
+    for (let i = 0; i < 1200; i++)
       q.add({ message: `Subject: m${i}\n\nbody ${i}\n`, bounce: i % 7 === 0 ? "b\n" : undefined });
     const layout = detectLayout(fx.root);
     const inThread = [...scanQueueSync(layout)];
-    const inWorkers: ScanCandidate[] = [];
-    for await (const c of scanQueue(layout, { workers: 2 })) inWorkers.push(c);
-    assert.equal(inWorkers.length, 614);
+    const pipelined: ScanCandidate[] = [];
+    for await (const c of scanQueue(layout)) pipelined.push(c);
+    assert.equal(pipelined.length, 1214);
     assert.deepEqual(
-      inWorkers.map((c) => c.message),
+      pipelined.map((c) => c.message),
       inThread.map((c) => c.message),
     );
     for (let i = 0; i < inThread.length; i++) {
       const a = inThread[i] as ScanCandidate;
-      const b = inWorkers[i] as ScanCandidate;
+      const b = pipelined[i] as ScanCandidate;
       assert.deepEqual(b.headBlock, a.headBlock);
       assert.equal(b.headComplete, a.headComplete);
       assert.deepEqual(b.readBody(50), a.readBody(50));
@@ -557,26 +554,56 @@ describe("scan in worker threads", () => {
     q.close();
   });
 
-  test("a consumer that stops early stops the workers; an unreadable split dir fails the scan", async () => {
+  test("a consumer that stops early stops the reads; an unreadable split dir fails the scan", async () => {
     const root = freshRoot();
     const q = QueueBuilder.create(root, { split: 4 });
-    for (let i = 0; i < 40; i++) q.add({ message: "x\n" });
+    for (let i = 0; i < 2000; i++) q.add({ message: "x\n" });
     const layout = detectLayout(root);
     let seen = 0;
-    for await (const _ of scanQueue(layout, { workers: 2 })) if (++seen === 3) break;
+    for await (const _ of scanQueue(layout)) if (++seen === 3) break;
     assert.equal(seen, 3);
-    // A file where split dir info/2 should be: ENOTDIR, reported by the worker as a clear error.
+    // A file where split dir info/2 should be: ENOTDIR, a clear error.
     q.removeEntry("info/2");
     q.addEntry("info/2", { kind: "file" });
     await assert.rejects(async () => {
-      for await (const _ of scanQueue(layout, { workers: 2 })) {
+      for await (const _ of scanQueue(layout)) {
         // drain
       }
     }, /cannot read .*info\/2: ENOTDIR/);
     q.removeEntry("info/2");
     q.addEntry("info/2", { kind: "dir" });
     let all = 0;
-    for await (const _ of scanQueue(layout, { workers: 2 })) all++;
+    for await (const _ of scanQueue(layout)) all++;
     assert.ok(all > 0);
+  });
+
+  test("a queue file that cannot be opened fails the scan naming it; its twin, the same queue without it, scans", async () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root);
+    const ids = Array.from({ length: 600 }, (_, i) => q.add({ message: `Subject: s${i}\n\nbody\n` }).id);
+    q.close();
+    const layout = detectLayout(root);
+    // A socket opens with ENXIO even for root: neither "gone" nor "not a file to read".
+    const victim = ids[400] as string;
+    const mess = `${root}/${messagePaths(layout, victim).mess}`;
+    fs.unlinkSync(mess);
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(mess, resolve));
+    try {
+      const pattern = new RegExp(`cannot read ${mess}: ENXIO`);
+      await assert.rejects(async () => {
+        for await (const _ of scanQueue(layout)) {
+          // drain
+        }
+      }, pattern);
+      assert.throws(() => [...scanQueueSync(layout)], pattern);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    fs.rmSync(mess, { force: true });
+    let scanned = 0;
+    for await (const _ of scanQueue(layout)) scanned++;
+    // The victim's mess is gone: it is skipped, the other 599 read.
+    assert.equal(scanned, 599);
   });
 });

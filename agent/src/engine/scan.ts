@@ -1,30 +1,21 @@
 // Every message of a queue, as a stream of candidates for listings, filters and purge plans.
-// The reading itself is walk.ts's Walker; this module runs it in this thread (the default,
-// paced so that the agent keeps serving other calls) or in worker threads (scan-worker.ts,
-// ScanOptions.workers), and applies a selection (ScanOptions.select) where it saves the most:
-// header criteria on the raw head before any envelope file is opened.
-//
-// Measured on the project's 2-core VM, 100,000 messages of the mixed queue, warm cache: ~10
-// syscalls a message (3 opens at ~10 us each, the rest 2-4 us) and ~15 us of header decoding
-// and hashing make a listing 5.5-8 s, 70% of it in the kernel; see bench/README.md.
+// The reading itself is walk.ts's Walker; this module drives it, pipelined on libuv's thread
+// pool (scanQueue) or synchronously (scanQueueSync), and applies a selection
+// (ScanOptions.select) where it saves the most: header criteria on the raw head before any
+// envelope file is opened.
 
-import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import { type CompiledFilter, compileFilter, type FilterOptions } from "./filter.js";
-import { QueueAccessError } from "./layout.js";
 import type { Filter, QueueLayout } from "./model.js";
 import {
-  unpackCandidates,
-  unpackHeads,
-  type WorkerChunk,
-  type WorkerJob,
-  type WorkerKeep,
-  type WorkerResult,
-} from "./scan-transfer.js";
-import { type ScanCandidate, Walker, type WalkOptions } from "./walk.js";
+  type ChunkRead,
+  readChunk,
+  readChunkSync,
+  type ScanCandidate,
+  Walker,
+  type WalkOptions,
+} from "./walk.js";
 
-export { candidateOf, EMPTY_HEADERS, type ScanCandidate } from "./walk.js";
+export type { ScanCandidate } from "./walk.js";
 
 export interface ScanOptions extends Omit<WalkOptions, "headTest" | "accept"> {
   /** Only these ids (qmHandle -mN, purge re-check), in this order; ids not in the queue are skipped. */
@@ -43,16 +34,6 @@ export interface ScanOptions extends Omit<WalkOptions, "headTest" | "accept"> {
    * instead of 10 and no decoding (bench/README.md).
    */
   select?: ScanSelection;
-  /**
-   * scanQueue only: worker threads reading the messages. Default 0, in this thread: on the
-   * project's 2-core VM two workers listed 100,000 messages no faster than one thread (5.5-5.9 s
-   * against 5.7 s with the machine idle, slower under load) for twice the CPU time and twice the
-   * memory, because opening files there does not scale across CPUs (two threads opening
-   * different files took the wall time of one thread opening them all). On a host where it
-   * does, 2 can halve a full scan. Scans by ids, with a prefilter or a custom routing always
-   * run in-thread.
-   */
-  workers?: number;
   /** Stops the scan (it throws the signal's reason) once aborted, also while nothing matches. */
   signal?: AbortSignal;
 }
@@ -91,7 +72,8 @@ function walkerFor(layout: QueueLayout, opts: ScanOptions, filter: CompiledFilte
     headBytes: opts.headBytes,
     routing: opts.routing,
     headTest,
-    accept: filter && ((c) => filter.matches(c)),
+    // The head criteria were decided on the head already (headTest).
+    accept: filter && ((c) => filter.matchesPastHead(c)),
   });
 }
 
@@ -100,14 +82,20 @@ export function* scanQueueSync(layout: QueueLayout, opts: ScanOptions = {}): Gen
   for (const c of walk(layout, opts, opts.select && compileSelection(opts.select))) if (c) yield c;
 }
 
-/** The walk, with undefined for each message skipped (see Walker.all). */
+/** The chunks of the walk: every message in walk order, or opts.ids one by one. */
+function* chunksOf(walker: Walker, ids: Iterable<string> | undefined): Generator<ChunkRead> {
+  if (!ids) return yield* walker.chunks();
+  for (const id of ids) yield walker.one(id);
+}
+
+/** The walk read synchronously, with undefined for each message skipped (see ChunkRead). */
 function* walk(
   layout: QueueLayout,
   opts: ScanOptions,
   filter: CompiledFilter | undefined,
 ): Generator<ScanCandidate | undefined> {
   const walker = walkerFor(layout, opts, filter);
-  yield* opts.ids ? walker.some(opts.ids) : walker.all();
+  for (const chunk of chunksOf(walker, opts.ids)) yield* readChunkSync(walker.root, chunk);
 }
 
 // The agent serves other calls while it scans: give the event loop a turn this often.
@@ -145,140 +133,51 @@ export async function* paced<T>(items: Iterable<T | undefined>, signal?: AbortSi
   }
 }
 
-function workersFor(opts: ScanOptions): number {
-  return opts.ids || opts.prefilter || opts.routing ? 0 : (opts.workers ?? 0);
-}
-
 /**
- * A worker running scan-worker: from TypeScript sources (tests, tsx) the loader hooks are
- * per thread and "--import tsx" in execArgv does not reach the worker's loader on Node 20,
- * so such a worker registers tsx itself before importing the script.
+ * Chunks read ahead on libuv's thread pool while this thread decodes and matches the ones
+ * before: what keeps both cores busy. Each chunk holds its messages' heads (~2.5 KB each), so
+ * this bounds the memory read ahead.
  */
-function startWorker(script: URL, job: WorkerJob): Worker {
-  // A worker holds a few chunks at a time (~1 MB): small heaps make V8 collect early instead
-  // of growing each worker's heap to its default size (measured: 220 MB peak RSS for a
-  // 100,000-message listing with default limits).
-  const resourceLimits = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 };
-  if (!script.pathname.endsWith(".ts")) return new Worker(script, { workerData: job, resourceLimits });
-  const boot = `import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: job, resourceLimits });
-}
+const AHEAD = 4;
 
-/** Ids per chunk: a message then costs ~1 us of messaging, and both threads stay busy in turn. */
-const CHUNK = 256;
-/** Chunks handed out and not yet yielded, all workers together: what bounds memory (~1.5 KB a message). */
-const MAX_AHEAD = 16;
-
-/** The walk cut into chunks, each listing read when the walk reaches it (as the in-thread walk does). */
-function* chunksOf(walker: Walker, headsFirst: boolean): Generator<Omit<WorkerChunk, "seq">> {
-  for (const { ids, flags } of walker.bucketListings()) {
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const slice = { ids: ids.slice(i, i + CHUNK), flags: flags.slice(i, i + CHUNK) };
-      yield { type: "chunk", state: "preprocessed", ...slice, headsFirst };
-    }
-  }
-  for (const { ids, state } of walker.pendingListings()) {
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      yield { type: "chunk", state, ids: ids.slice(i, i + CHUNK), flags: [], headsFirst };
-    }
-  }
-}
-
-/**
- * The walk with the messages read by worker threads. This thread lists the directories
- * (~0.5 us an entry) and hands out chunks of ids in turn; the workers do the per-message work
- * and post compact results, yielded in chunk order: the order of the in-thread walk and of
- * qmail-qread. Handing out chunks rather than whole split dirs keeps both workers on the dir
- * being consumed (with whole dirs, a worker one dir ahead stalls once its output is full).
- * With a selection, its header criteria run here on the heads the workers post first (re2
- * may only be loaded by one thread, see walk.ts), and the rest on the finished candidates.
- */
-async function* scanInWorkers(
-  layout: QueueLayout,
-  opts: ScanOptions,
-  count: number,
-  filter: CompiledFilter | undefined,
+/** The walk with its chunks read ahead on the thread pool, yielded in walk order. */
+async function* pipelined(
+  walker: Walker,
+  chunks: Generator<ChunkRead>,
+  signal?: AbortSignal,
 ): AsyncGenerator<ScanCandidate> {
-  const walker = walkerFor(layout, opts, undefined);
-  const ext = path.extname(fileURLToPath(import.meta.url));
-  const script = new URL(`./scan-worker${ext}`, import.meta.url);
-  const job: WorkerJob = {
-    layout: { root: layout.root, split: layout.split, bigTodo: layout.bigTodo },
-    ...partsRead(opts, filter),
-    headBytes: opts.headBytes,
-  };
-  const done = new Map<number, WorkerResult>();
-  let wake: (() => void) | undefined;
-  let failure: Error | undefined;
-  const workers = Array.from({ length: count }, () => {
-    const worker = startWorker(script, job);
-    worker.on("message", (result: WorkerResult) => {
-      if (result.kind === "heads" && !result.failure) {
-        // The head verdict goes straight back: the worker finishes the chunk meanwhile.
-        const keep = new Uint8Array(unpackHeads(result).map((block) => (filter?.matchesHead(block) ? 1 : 0)));
-        const verdict: WorkerKeep = { type: "keep", seq: result.seq, keep };
-        worker.postMessage(verdict);
-        return;
-      }
-      done.set(result.seq, result);
-      wake?.();
-    });
-    worker.on("error", (err) => {
-      failure ??= err;
-      wake?.();
-    });
-    worker.on("exit", (code) => {
-      if (code !== 0) failure ??= new Error(`scan worker exited with code ${code}`);
-      wake?.();
-    });
-    return worker;
-  });
-  const chunks = chunksOf(walker, filter?.hasHeadCriteria ?? false);
-  let handedOut = 0;
-  let exhausted = false;
-  const pacer = new Pacer(opts.signal);
-  try {
-    for (let next = 0; ; next++) {
-      opts.signal?.throwIfAborted();
-      while (!exhausted && handedOut - next < MAX_AHEAD) {
-        const chunk = chunks.next();
-        if (chunk.done) exhausted = true;
-        else (workers[handedOut % count] as Worker).postMessage({ ...chunk.value, seq: handedOut++ });
-      }
-      if (next === handedOut) break;
-      let result = done.get(next);
-      while (!result) {
-        if (failure) throw failure;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        result = done.get(next);
-      }
-      done.delete(next);
-      if (result.failure) {
-        const { message, path: where, code } = result.failure;
-        throw new QueueAccessError(message, where, code);
-      }
-      for (const c of unpackCandidates(layout, result)) {
-        if (filter && !filter.matches(c)) continue;
-        yield c;
-        await pacer.tick();
-      }
+  const inFlight: Promise<(ScanCandidate | undefined)[]>[] = [];
+  const refill = () => {
+    while (inFlight.length < AHEAD) {
+      const next = chunks.next();
+      if (next.done) return;
+      const read = readChunk(walker.root, next.value);
+      // Observed now: a chunk that fails while an earlier one is awaited must not count as an
+      // unhandled rejection (it is thrown when its turn comes, or dropped if the scan stops).
+      read.catch(() => {});
+      inFlight.push(read);
     }
-  } finally {
-    for (const w of workers) void w.terminate();
+  };
+  const pacer = new Pacer(signal);
+  refill();
+  for (let read = inFlight.shift(); read; read = inFlight.shift()) {
+    const candidates = await read;
+    refill();
+    for (const c of candidates) {
+      if (c) yield c;
+      await pacer.tick();
+    }
   }
 }
 
 /**
- * Every message (or opts.ids), yielding to the event loop between slices of synchronous reads.
- * A full scan of a big queue runs in worker threads (ScanOptions.workers).
+ * Every message (or opts.ids), without blocking the event loop: a full scan is read ahead on
+ * the thread pool, a scan by ids (a few messages) in this thread between slices of work.
  */
 export function scanQueue(layout: QueueLayout, opts: ScanOptions = {}): AsyncGenerator<ScanCandidate> {
   // Compiled here first, so that a bad filter fails before anything is read.
   const filter = opts.select && compileSelection(opts.select);
-  const workers = workersFor(opts);
-  return workers > 0
-    ? scanInWorkers(layout, opts, workers, filter)
-    : paced(walk(layout, opts, filter), opts.signal);
+  if (opts.ids) return paced(walk(layout, opts, filter), opts.signal);
+  const walker = walkerFor(layout, opts, filter);
+  return pipelined(walker, walker.chunks(), opts.signal);
 }

@@ -1,25 +1,28 @@
-// Reads the messages of a queue one at a time, only what a listing needs: the envelope files
-// and the head of each mess file (never the whole message), so memory stays bounded whatever
-// the queue size and a 50 MB message costs what a 2 KB one does. scan.ts drives it, in this
-// thread or in worker threads (scan-worker.ts): this module must not load re2 (pattern.ts),
-// whose addon crashes a process that loads it in a second thread (uhop/node-re2#235, seen here
-// as "Check failed: node->IsInUse()"), so selections are passed in as plain functions.
+// Reads the messages of a queue, only what a listing needs: the envelope files and the head of
+// each mess file (never the whole message), so memory stays bounded whatever the queue size and
+// a 50 MB message costs what a 2 KB one does. scan.ts drives it.
 //
 // Order is qmail-qread's: info/0 .. info/<split-1> in readdir order (preprocessed messages),
 // then todo/ (committed, not yet preprocessed), then intd/ entries without todo (being written).
 //
-// Cost: a message is ~10 syscalls (mess: open, read, close; info: open, fstat, read, close;
-// remote and/or local: open, read, close; strace -c counted 10.1 per message on the mixed
-// queue), and on the project's VM a syscall costs 2-8 us (open+close of a queue file: 7-10 us),
-// so syscalls are most of a scan. Synchronous fs calls are 5-6x cheaper than fs/promises for
-// many small files (toolchain.md). Per split dir, one listing of local/N and remote/N replaces
-// a failing open per absent channel file (a thrown ENOENT costs ~10 us in node), and one
-// listing of bounce/ replaces a stat per message. The mess head is read first, so a test on
-// the raw header block skips the envelope reads of messages it rejects (3 syscalls instead of
-// 10: then a search costs what grep does). Symlinks are never followed: entries must be
-// regular files and every open uses O_NOFOLLOW.
+// Messages are read in chunks, each file kind of a chunk in one call to the native reader
+// (batch-read.ts): a message is ~10 system calls (mess: open, read, close; info: open, fstat,
+// read, close; remote and/or local: open, read, close), and through node's fs.*Sync each one
+// cost 3-4x the call itself. The heads come first, so a test on the raw header block skips the
+// envelope reads of the messages it rejects. A chunk's reading is a coroutine (ChunkRead) that
+// yields the batches it needs: readChunkSync reads them here and now, readChunk on libuv's
+// thread pool, where they overlap the decoding of the chunk before. Per split dir, one listing
+// of local/N and remote/N says which channel files exist, and one listing of bounce/ which
+// messages bounce. Symlinks are never followed (O_NOFOLLOW).
 
 import * as fs from "node:fs";
+import {
+  type BatchRequest,
+  type FileBatch,
+  type QueueFileRead,
+  readBatch,
+  readBatchSync,
+} from "./batch-read.js";
 import { loadRouting, parseInfo, parseRecipients, parseTodo, type Routing } from "./envelope.js";
 import { FINGERPRINT_SPAN, fingerprintOf, type MessageHead, openNoAtime, readHead } from "./fingerprint.js";
 import { cutHeaderBlock, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
@@ -68,7 +71,7 @@ export interface ScanCandidate {
   readBody(maxBytes: number): Buffer;
 }
 
-export const EMPTY_HEADERS: Readonly<MessageHeaders> = Object.freeze({
+const EMPTY_HEADERS: Readonly<MessageHeaders> = Object.freeze({
   from: "",
   to: "",
   cc: "",
@@ -79,37 +82,6 @@ export const EMPTY_HEADERS: Readonly<MessageHeaders> = Object.freeze({
 });
 
 const DEFAULT_HEAD = 16 * 1024;
-
-// Envelope files are tiny; one reused buffer avoids an allocation per read.
-const scratch = Buffer.allocUnsafe(64 * 1024);
-
-interface SmallFile {
-  data: Buffer;
-  mtime: number;
-}
-
-/**
- * Reads a small queue file (envelope), undefined when it vanished (qmail-send finished the
- * message meanwhile). The data is a copy only when it outgrows the scratch buffer: callers
- * parse it before the next read.
- */
-function readSmall(abs: string, wantMtime: boolean): SmallFile | undefined {
-  return readQueueFile(abs, (fd) => {
-    const mtime = wantMtime ? Math.floor(fs.fstatSync(fd).mtimeMs / 1000) : 0;
-    const n = fs.readSync(fd, scratch, 0, scratch.length, 0);
-    if (n < scratch.length) return { data: scratch.subarray(0, n), mtime };
-    // Longer than 64 KiB (thousands of recipients): read the rest too.
-    const parts = [Buffer.from(scratch)];
-    for (let pos = n; ; ) {
-      const chunk = Buffer.allocUnsafe(scratch.length);
-      const got = fs.readSync(fd, chunk, 0, chunk.length, pos);
-      if (got === 0) break;
-      parts.push(chunk.subarray(0, got));
-      pos += got;
-    }
-    return { data: Buffer.concat(parts), mtime };
-  });
-}
 
 function messageNames(root: string, rel: string): string[] {
   return messageFileNames(`${root}/${rel}`);
@@ -137,8 +109,33 @@ function readAt(abs: string, offset: number, maxBytes: number): Buffer {
   }
 }
 
+/**
+ * The reading of one chunk of messages as a coroutine: it yields the batches of files it needs
+ * and is resumed with them read, so that one body serves the synchronous walk (readChunkSync)
+ * and the pipelined one (readChunk). It returns, per id, the candidate or undefined for a
+ * message skipped (gone meanwhile, no mess, rejected by the selection).
+ */
+export type ChunkRead = Generator<BatchRequest[], (ScanCandidate | undefined)[], FileBatch[]>;
+
+/** Runs a chunk's reading with synchronous reads. */
+export function readChunkSync(root: string, chunk: ChunkRead): (ScanCandidate | undefined)[] {
+  let step = chunk.next();
+  while (!step.done) step = chunk.next(step.value.map((req) => readBatchSync(root, req)));
+  return step.value;
+}
+
+/** Runs a chunk's reading with its batches read on libuv's thread pool. */
+export async function readChunk(root: string, chunk: ChunkRead): Promise<(ScanCandidate | undefined)[]> {
+  let step = chunk.next();
+  while (!step.done) step = chunk.next(await Promise.all(step.value.map((req) => readBatch(root, req))));
+  return step.value;
+}
+
+/** Messages per chunk: each file kind of a chunk is one native call (~1-4 ms). */
+const CHUNK = 256;
+
 export class Walker {
-  private readonly root: string;
+  readonly root: string;
   private readonly headBytes: number;
   private readonly decode: boolean;
   private readonly envelope: boolean;
@@ -166,34 +163,31 @@ export class Walker {
     return this.bouncing;
   }
 
-  /**
-   * Every message in walk order: its candidate, or undefined for one skipped (gone meanwhile,
-   * no mess, rejected by the selection). Skips are yielded too so that the caller can give the
-   * event loop a turn while a selection rejects message after message (scan.ts paced).
-   */
-  *all(): Generator<ScanCandidate | undefined> {
-    for (const bucket of this.bucketListings()) {
-      for (let i = 0; i < bucket.ids.length; i++) {
-        yield this.preprocessed(bucket.ids[i] as string, bucket.flags[i] as number);
+  /** Every message in walk order, chunk by chunk; each directory is listed when the walk reaches it. */
+  *chunks(): Generator<ChunkRead> {
+    for (const { ids, flags } of this.bucketListings()) {
+      for (let i = 0; i < ids.length; i += CHUNK) {
+        yield this.preprocessed(ids.slice(i, i + CHUNK), flags.slice(i, i + CHUNK));
       }
     }
     for (const { ids, state } of this.pendingListings()) {
-      for (const id of ids) yield this.queued(id, state);
+      for (let i = 0; i < ids.length; i += CHUNK) yield this.queued(ids.slice(i, i + CHUNK), state);
     }
   }
 
   /**
    * The preprocessed messages of each split dir, listed when the walk reaches it: one listing of
-   * info/N, local/N and remote/N per dir replaces a failing open per absent channel file (a
-   * thrown ENOENT costs ~10 us in node), and the bounce/ listing a stat per message.
+   * info/N, local/N and remote/N per dir replaces a failing open per absent channel file, and
+   * the bounce/ listing a stat per message.
    */
-  *bucketListings(): Generator<BucketListing> {
+  private *bucketListings(): Generator<BucketListing> {
     const bouncing = this.bouncingIds();
     for (let n = 0; n < this.layout.split; n++) {
       const infos = messageNames(this.root, `info/${n}`);
       if (infos.length === 0) continue;
-      const local = new Set(messageNames(this.root, `local/${n}`));
-      const remote = new Set(messageNames(this.root, `remote/${n}`));
+      // Which channel files exist matters only to the envelope reads.
+      const local = new Set(this.envelope ? messageNames(this.root, `local/${n}`) : []);
+      const remote = new Set(this.envelope ? messageNames(this.root, `remote/${n}`) : []);
       const ids: string[] = [];
       const flags: number[] = [];
       for (const id of infos) {
@@ -211,7 +205,7 @@ export class Walker {
   }
 
   /** Messages not yet preprocessed: todo/, then intd/ without todo. Listed after every info/N. */
-  *pendingListings(): Generator<PendingListing> {
+  private *pendingListings(): Generator<PendingListing> {
     const committed = new Set<string>();
     for (const dir of todoDirs(this.layout, "todo")) {
       const ids = messageNames(this.root, dir);
@@ -223,73 +217,82 @@ export class Walker {
     }
   }
 
-  /** These ids, as all() does: undefined for each one skipped. */
-  *some(ids: Iterable<string>): Generator<ScanCandidate | undefined> {
-    for (const id of ids) {
-      if (!isMessageName(id)) continue;
-      const p = messagePaths(this.layout, id);
-      yield this.preprocessed(id, HAS_LOCAL | HAS_REMOTE | (this.bouncingIds().has(id) ? BOUNCING : 0)) ??
-        (exists(`${this.root}/${p.todo}`) ? this.queued(id, "todo") : undefined) ??
-        this.queued(id, "being-written");
+  /** One message named by id (qmHandle -mN, a purge's re-check), in whichever state it is. */
+  *one(id: string): ChunkRead {
+    if (!isMessageName(id)) return [undefined];
+    const flags = HAS_LOCAL | HAS_REMOTE | (this.bouncingIds().has(id) ? BOUNCING : 0);
+    const [preprocessed] = yield* this.preprocessed([id], [flags]);
+    if (preprocessed) return [preprocessed];
+    const [todo] = yield* this.queued([id], "todo");
+    return todo ? [todo] : yield* this.queued([id], "being-written");
+  }
+
+  /** Preprocessed messages; `flags` say which channel files exist and whether each is bouncing. */
+  private *preprocessed(ids: string[], flags: number[]): ChunkRead {
+    const heads = yield* this.heads(ids);
+    const envelopes: (Envelope | undefined)[] = heads.map((head, i) => {
+      const bouncing = ((flags[i] as number) & BOUNCING) !== 0;
+      const state = bouncing ? "bouncing" : "preprocessed";
+      return head && { state, birthTime: 0, sender: "", recipients: [], bouncing };
+    });
+    const kept = indexesOf(heads);
+    if (this.envelope && kept.length > 0) {
+      const paths = (i: number) => (heads[i] as ReadHead).paths;
+      const withLocal = kept.filter((i) => (flags[i] as number) & HAS_LOCAL);
+      const withRemote = kept.filter((i) => (flags[i] as number) & HAS_REMOTE);
+      const [infos, locals, remotes] = (yield [
+        { paths: kept.map((i) => paths(i).info), limit: 0, mtime: true },
+        { paths: withLocal.map((i) => paths(i).local), limit: 0 },
+        { paths: withRemote.map((i) => paths(i).remote), limit: 0 },
+      ]) as [FileBatch, FileBatch, FileBatch];
+      kept.forEach((i, k) => {
+        const info = infos.file(k);
+        const envelope = envelopes[i] as Envelope;
+        if (!info) envelopes[i] = undefined;
+        else Object.assign(envelope, { birthTime: info.mtime, sender: parseInfo(info.data).sender });
+      });
+      this.addRecipients(envelopes, withLocal, locals, "local");
+      this.addRecipients(envelopes, withRemote, remotes, "remote");
     }
+    return heads.map((head, i) => head && this.candidate(head, envelopes[i]));
   }
 
-  /** A preprocessed message; `flags` say which channel files exist and whether it is bouncing. */
-  preprocessed(id: string, flags: number): ScanCandidate | undefined {
-    const head = this.head(id);
-    return head && this.passes(head) ? this.finishPreprocessed(head, flags) : undefined;
+  private addRecipients(
+    envelopes: (Envelope | undefined)[],
+    indexes: number[],
+    files: FileBatch,
+    channel: "local" | "remote",
+  ): void {
+    indexes.forEach((i, k) => {
+      const file = files.file(k);
+      if (file)
+        envelopes[i]?.recipients.push(...parseRecipients(file.data, channel, this.routing.vdoms).recipients);
+    });
   }
 
-  /** A message of todo/ or intd/. */
-  queued(id: string, state: "todo" | "being-written"): ScanCandidate | undefined {
-    const head = this.head(id);
-    return head && this.passes(head) ? this.finishQueued(head, state) : undefined;
+  /** Messages of todo/ or intd/. */
+  private *queued(ids: string[], state: "todo" | "being-written"): ChunkRead {
+    const heads = yield* this.heads(ids);
+    const kept = indexesOf(heads);
+    const envelopes: (Envelope | undefined)[] = heads.map(() => undefined);
+    if (kept.length > 0) {
+      const paths = (i: number) => (heads[i] as ReadHead).paths;
+      const [infos, files] = (yield [
+        { paths: kept.map((i) => paths(i).info), limit: 1 },
+        { paths: kept.map((i) => (state === "todo" ? paths(i).todo : paths(i).intd)), limit: 0, mtime: true },
+      ]) as [FileBatch, FileBatch];
+      kept.forEach((i, k) => {
+        // qmail-send writes info before it unlinks intd and todo: with info there, the
+        // message is preprocessed and was listed as such.
+        const file = infos.file(k) ? undefined : files.file(k);
+        if (file) envelopes[i] = this.queuedEnvelope(state, file);
+      });
+    }
+    return heads.map((head, i) => head && this.candidate(head, envelopes[i]));
   }
 
-  /**
-   * The head of mess/N/<id>, undefined when there is none (finished meanwhile, an orphan, a
-   * symlink). Read first: a head test that rejects it spares the envelope reads (3 syscalls a
-   * message instead of 10, what makes a header search as cheap as grep) and all decoding.
-   */
-  head(id: string): ReadHead | undefined {
-    const paths = messagePaths(this.layout, id);
-    const mess = readMess(`${this.root}/${paths.mess}`, this.headBytes);
-    return mess && { id, paths, mess, cut: cutHeaderBlock(mess.head) };
-  }
-
-  private passes(head: ReadHead): boolean {
-    return !this.headTest || this.headTest(head.cut.block);
-  }
-
-  finishPreprocessed(head: ReadHead, flags: number): ScanCandidate | undefined {
-    const { paths } = head;
-    const bouncing = (flags & BOUNCING) !== 0;
-    const state = bouncing ? "bouncing" : "preprocessed";
-    if (!this.envelope)
-      return this.candidate(head, { state, birthTime: 0, sender: "", recipients: [], bouncing });
-    const info = readSmall(`${this.root}/${paths.info}`, true);
-    if (!info) return undefined;
-    const { sender } = parseInfo(info.data);
-    const recipients: Recipient[] = [];
-    if (flags & HAS_LOCAL) this.channel(`${this.root}/${paths.local}`, "local", recipients);
-    if (flags & HAS_REMOTE) this.channel(`${this.root}/${paths.remote}`, "remote", recipients);
-    return this.candidate(head, { state, birthTime: info.mtime, sender, recipients, bouncing });
-  }
-
-  private channel(abs: string, channel: "local" | "remote", into: Recipient[]): void {
-    const file = readSmall(abs, false);
-    if (file) into.push(...parseRecipients(file.data, channel, this.routing.vdoms).recipients);
-  }
-
-  finishQueued(head: ReadHead, state: "todo" | "being-written"): ScanCandidate | undefined {
-    const { paths } = head;
-    // qmail-send writes info before it unlinks intd and todo: with info there, the message
-    // is preprocessed and was listed as such.
-    if (exists(`${this.root}/${paths.info}`)) return undefined;
-    if (!this.envelope)
-      return this.candidate(head, { state, birthTime: 0, sender: "", recipients: [], bouncing: false });
-    const file = readSmall(`${this.root}/${state === "todo" ? paths.todo : paths.intd}`, true);
-    if (!file) return undefined;
+  private queuedEnvelope(state: "todo" | "being-written", file: QueueFileRead): Envelope {
+    if (!this.envelope) return { state, birthTime: 0, sender: "", recipients: [], bouncing: false };
     const todo = parseTodo(file.data);
     const recipients = todo.recipients.map(
       (address): Recipient => ({
@@ -299,16 +302,48 @@ export class Walker {
         done: false,
       }),
     );
-    return this.candidate(head, {
-      state,
-      birthTime: file.mtime,
-      sender: todo.sender,
-      recipients,
-      bouncing: false,
+    return { state, birthTime: file.mtime, sender: todo.sender, recipients, bouncing: false };
+  }
+
+  /**
+   * The heads of mess/N/<id>, undefined for those there is none of (finished meanwhile, an
+   * orphan, a symlink) or that the head test rejects: a rejected message costs its head read
+   * only (what makes a header search as cheap as grep), no envelope read, no decoding.
+   */
+  private *heads(ids: string[]): Generator<BatchRequest[], (ReadHead | undefined)[], FileBatch[]> {
+    const paths = ids.map((id) => messagePaths(this.layout, id));
+    const [batch] = (yield [{ paths: paths.map((p) => p.mess), limit: this.headBytes, headOnly: true }]) as [
+      FileBatch,
+    ];
+    return ids.map((id, i) => {
+      const read = batch.file(i);
+      const p = paths[i] as MessagePaths;
+      const mess = read && this.messHead(p.mess, read);
+      if (!mess || (this.headTest && !this.headTest(mess.cut.block))) return undefined;
+      // A copy of just the head: a candidate kept must not pin the chunk's whole buffer.
+      const head = Buffer.from(mess.head);
+      const cut = { complete: mess.cut.complete, block: head.subarray(0, mess.cut.block.length) };
+      return { id, paths: p, mess: { size: mess.size, head }, cut };
     });
   }
 
-  private candidate({ id, paths, mess, cut }: ReadHead, envelope: Envelope): ScanCandidate | undefined {
+  /** The head of a mess file from its first read: the header block and its blank line, as readHead keeps it. */
+  private messHead(rel: string, read: QueueFileRead): (MessageHead & { cut: HeaderBlockCut }) | undefined {
+    const { data, size } = read;
+    const cut = cutHeaderBlock(data);
+    if (cut.complete)
+      return { size, head: data.subarray(0, Math.min(data.length, cut.block.length + 2)), cut };
+    if (data.length >= Math.min(size, FINGERPRINT_SPAN)) return { size, head: data, cut };
+    // A header block longer than the first read (rare): read on as readHead does.
+    const mess = readMess(`${this.root}/${rel}`, this.headBytes);
+    return mess && { ...mess, cut: cutHeaderBlock(mess.head) };
+  }
+
+  private candidate(
+    { id, paths, mess, cut }: ReadHead,
+    envelope: Envelope | undefined,
+  ): ScanCandidate | undefined {
+    if (!envelope) return undefined;
     const summary = this.decode ? summarizeHeaders(cut.block) : undefined;
     const message: QueuedMessage = {
       id,
@@ -328,8 +363,16 @@ export class Walker {
   }
 }
 
-/** A mess head read, waiting for its envelope (Walker.head). */
-export interface ReadHead {
+function indexesOf(items: unknown[]): number[] {
+  const kept: number[] = [];
+  items.forEach((item, i) => {
+    if (item !== undefined) kept.push(i);
+  });
+  return kept;
+}
+
+/** A mess head read, waiting for its envelope (Walker.heads). */
+interface ReadHead {
   id: string;
   paths: MessagePaths;
   mess: MessageHead;
@@ -337,24 +380,24 @@ export interface ReadHead {
 }
 
 /** BucketListing.flags bits. */
-export const HAS_LOCAL = 1;
-export const HAS_REMOTE = 2;
-export const BOUNCING = 4;
+const HAS_LOCAL = 1;
+const HAS_REMOTE = 2;
+const BOUNCING = 4;
 
 /** The preprocessed messages of one split dir, in readdir order. */
-export interface BucketListing {
+interface BucketListing {
   ids: string[];
   /** Per id: HAS_LOCAL | HAS_REMOTE | BOUNCING. */
   flags: number[];
 }
 
-export interface PendingListing {
+interface PendingListing {
   ids: string[];
   state: "todo" | "being-written";
 }
 
-/** A candidate from its parts (also how scan-worker.ts results become candidates again). */
-export function candidateOf(
+/** A candidate from its parts. */
+function candidateOf(
   root: string,
   message: QueuedMessage,
   headBlock: Buffer,
@@ -378,8 +421,4 @@ interface Envelope {
   sender: string;
   recipients: Recipient[];
   bouncing: boolean;
-}
-
-function exists(abs: string): boolean {
-  return fs.lstatSync(abs, { throwIfNoEntry: false })?.isFile() ?? false;
 }

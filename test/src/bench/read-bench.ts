@@ -82,11 +82,10 @@ function sizeSection(
   log(`  warming the cache (grep, find, one listing)`);
   timeCommand(grep);
   timeCommand(qstat);
-  runProbe("read-probe.js", [root, "list", "0"]);
+  runProbe("read-probe.js", [root, "list"]);
   const big = q.messages >= 1_000_000;
   const at100k = q.messages === 100_000;
-  // The variants (whole search, worker threads) only up to 100k: at a million each is several
-  // minutes, and their goals are set at 100k.
+  // The whole search only up to 100k: at a million it is minutes, and no goal is set for it.
   const variants = q.messages <= 100_000;
   const skipped = (): Measured => ({
     qmfleet: { ms: Number.NaN, count: 0, peakRssMB: 0 },
@@ -94,20 +93,16 @@ function sizeSection(
     baselineOutput: "",
   });
   log(`  header search`);
-  const ids = measure(runs, probe("regex-ids", "0", SEARCH), grep);
-  const ids2 = variants ? measure(runs, probe("regex-ids", "2", SEARCH), grep) : skipped();
-  const search = variants ? measure(runs, probe("regex", "0", SEARCH), grep) : skipped();
-  const search2 = variants ? measure(runs, probe("regex", "2", SEARCH), grep) : skipped();
+  const ids = measure(runs, probe("regex-ids", SEARCH), grep);
+  const search = variants ? measure(runs, probe("regex", SEARCH), grep) : skipped();
   log(`  listing`);
-  const list = measure(runs, probe("list", "0"), subjects);
-  const list2 = variants ? measure(runs, probe("list", "2"), subjects) : skipped();
+  const list = measure(runs, probe("list"), subjects);
   log(`  stats`);
   const stats = measure(runs, probe("stats"), qstat);
   const counts = measure(runs, probe("stats-counts"), qstat);
   const cached = measure(runs, probe("stats-cached"), qstat);
   const ratio = ids.qmfleet.ms / ids.baselineMs;
   const peak = Math.max(...[ids, search, list, stats, counts, cached].map((m) => m.qmfleet.peakRssMB));
-  const peakWorkers = Math.max(ids2.qmfleet.peakRssMB, search2.qmfleet.peakRssMB, list2.qmfleet.peakRssMB);
   const row = (operation: string, m: Measured, goal?: Goal): Row =>
     Number.isNaN(m.qmfleet.ms)
       ? { operation, qmfleet: "(not run)", baseline: "", ratio: "", goal: goal?.text ?? "", met: "" }
@@ -130,15 +125,12 @@ function sizeSection(
       ids,
       at100k ? { text: `<= ${GOALS.searchRatio}x grep`, met: ratio <= GOALS.searchRatio } : undefined,
     ),
-    row("the same, 2 worker threads", ids2),
     row("the same search, matches listed whole", search),
-    row("the same, whole, 2 worker threads", search2),
     row(
       "list, subjects decoded vs grep -rhE -m1 ^Subject:",
       list,
       at100k ? { text: `<= ${seconds(GOALS.listMs)}`, met: list.qmfleet.ms <= GOALS.listMs } : undefined,
     ),
-    row("the same listing, 2 worker threads", list2),
     row("stats: counts + bytes + oldest vs qmail-qstat (find, wc -l)", stats, statsGoal(stats.qmfleet.ms)),
     row("stats: counts only vs qmail-qstat (find, wc -l)", counts),
     row("stats: full, 2nd call with StatsCache vs qmail-qstat", cached, statsGoal(cached.qmfleet.ms)),
@@ -150,14 +142,6 @@ function sizeSection(
       goal: rssGoal?.text ?? "",
       met: verdict(rssGoal),
     },
-    {
-      operation: "agent peak RSS with 2 scan worker threads",
-      qmfleet: variants ? `${peakWorkers} MB` : "(not run)",
-      baseline: "",
-      ratio: "",
-      goal: "",
-      met: "",
-    },
   ];
   const [messFiles, todoEntries] = stats.baselineOutput.split("\n");
   const s = stats.qmfleet.detail as Record<string, number>;
@@ -168,11 +152,8 @@ function sizeSection(
     `StatsCache: the first call (filling it) took ${seconds(Number(cached.qmfleet.detail?.firstMs))}`,
     `peak RSS per operation: ${[
       ["search ids", ids],
-      ["search ids in workers", ids2],
       ["search", search],
-      ["search in workers", search2],
       ["list", list],
-      ["list in workers", list2],
       ["stats", stats],
       ["counts", counts],
       ["cached", cached],

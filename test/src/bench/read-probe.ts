@@ -1,12 +1,12 @@
 // One agent read operation in a process of its own, for read-bench.ts: the operation runs
 // through the engine's public entry points exactly as the agent runs them, and the process
 // then prints one JSON line (harness.ts ProbeResult) with its wall time and its peak resident
-// memory (VmHWM: all threads, workers included).
+// memory (VmHWM: all threads, the thread pool included).
 //
-//   node read-probe.js <queue root> regex <workers> <pattern>   messages whose header lines match (-H)
-//   node read-probe.js <queue root> regex-ids <workers> <pattern>   the same, naming them only (-N):
-//                                                                   envelope files unread, headers not decoded
-//   node read-probe.js <queue root> list <workers>              every message, subjects decoded
+//   node read-probe.js <queue root> regex <pattern>      messages whose header lines match (-H)
+//   node read-probe.js <queue root> regex-ids <pattern>  the same, naming them only (-N):
+//                                                        envelope files unread, headers not decoded
+//   node read-probe.js <queue root> list                 every message, subjects decoded
 //   node read-probe.js <queue root> stats             counts, bytes and oldest, nothing cached
 //   node read-probe.js <queue root> stats-counts      qmail-qstat's numbers and the per-state counts only
 //   node read-probe.js <queue root> stats-cached      a second call with a StatsCache (the first one fills it)
@@ -24,20 +24,20 @@ async function run(root: string, op: string, args: string[]): Promise<ProbeResul
     case "regex-ids": {
       const select: ScanSelection = {
         filter: {
-          criteria: [{ kind: "headerRegex", pattern: { source: args[1] ?? "", caseInsensitive: false } }],
+          criteria: [{ kind: "headerRegex", pattern: { source: args[0] ?? "", caseInsensitive: false } }],
         },
         now,
       };
       let count = 0;
       const whole = op === "regex";
-      const opts = { select, envelope: whole, headers: whole, workers: Number(args[0] ?? 0) };
+      const opts = { select, envelope: whole, headers: whole };
       for await (const _ of scanQueue(layout, opts)) count++;
       return { ms: elapsed(), count, peakRssMB: peakRssMB() };
     }
     case "list": {
       let count = 0;
       let subjectChars = 0;
-      for await (const { message } of scanQueue(layout, { workers: Number(args[0] ?? 0) })) {
+      for await (const { message } of scanQueue(layout)) {
         count++;
         subjectChars += message.headers.subject.length;
       }
@@ -63,5 +63,5 @@ async function run(root: string, op: string, args: string[]): Promise<ProbeResul
 }
 
 const [root, op, ...args] = process.argv.slice(2);
-if (!root || !op) throw new Error("usage: read-probe.js <queue root> <operation> [workers] [pattern]");
+if (!root || !op) throw new Error("usage: read-probe.js <queue root> <operation> [pattern]");
 process.stdout.write(`${JSON.stringify(await run(root, op, args))}\n`);

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "queue_files",
+      "sources": ["queue_files.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

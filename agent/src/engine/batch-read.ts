@@ -1,0 +1,116 @@
+// Many queue files read in one call to the native reader (agent/native/queue_files.c): a scan
+// reads three small files per message, and through node's fs.*Sync each open, read and close
+// costs 3-4x the system call itself (bench/README.md). The asynchronous form runs on libuv's
+// thread pool, so the reading of the next chunks overlaps the matching and decoding here.
+//
+// The semantics are readQueueFile's (queue-file.ts): a file gone (ENOENT), a symlink (ELOOP,
+// never followed) or a directory (EISDIR) is "nothing to read", any other failure is an error
+// naming the file and the fix.
+
+import { createRequire } from "node:module";
+import { constants } from "node:os";
+import { queueAccessError } from "./layout.js";
+
+/** What to read of each file of a batch. */
+export interface BatchRequest {
+  /** Relative to the queue root. */
+  paths: string[];
+  /** Bytes read from the start of each file; 0 reads them whole. */
+  limit: number;
+  /** The mtime is wanted (an fstat for every file). */
+  mtime?: boolean;
+  /** Keep of each file only its header block and the empty line after it (all it has when there is none). */
+  headOnly?: boolean;
+}
+
+// queue_files.c's flags.
+const WANT_STAT = 1;
+const HEAD_ONLY = 2;
+
+interface RawBatch {
+  data: Buffer;
+  /** Per path: errno, size, mtime, byte count (see queue_files.c). */
+  meta: Float64Array;
+}
+
+/** paths: `count` paths joined by NUL characters (one string crosses into C far cheaper than an array). */
+interface NativeReader {
+  readFiles(root: string, paths: string, count: number, limit: number, flags: number): Promise<RawBatch>;
+  readFilesSync(root: string, paths: string, count: number, limit: number, flags: number): RawBatch;
+}
+
+// Built by node-gyp from agent/native (the package's build script). The path is the same from
+// src/engine (tests) and dist/engine (the built agent).
+const native = createRequire(import.meta.url)("../../native/build/Release/queue_files.node") as NativeReader;
+
+const ABSENT = new Set([constants.errno.ENOENT, constants.errno.ELOOP, constants.errno.EISDIR]);
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+export interface QueueFileRead {
+  /** The bytes read (up to the request's limit; with headOnly, up to the header block's end): a view of the batch's buffer. */
+  data: Buffer;
+  /** Size of the file; equal to data.length when it was read whole or was shorter than the limit. */
+  size: number;
+  /** Seconds since the epoch; 0 unless the request asked for it. */
+  mtime: number;
+}
+
+/** The files of one request, in its order. */
+export class FileBatch {
+  private readonly offsets: number[];
+
+  constructor(
+    private readonly root: string,
+    private readonly paths: string[],
+    private readonly raw: RawBatch,
+  ) {
+    this.offsets = new Array(paths.length);
+    let at = 0;
+    for (let i = 0; i < paths.length; i++) {
+      this.offsets[i] = at;
+      at += raw.meta[i * 4 + 3] as number;
+    }
+  }
+
+  /** File i, undefined when there is nothing to read there; throws QueueAccessError for any other failure. */
+  file(i: number): QueueFileRead | undefined {
+    const m = this.raw.meta;
+    const errno = m[i * 4] as number;
+    if (errno !== 0) {
+      if (ABSENT.has(errno)) return undefined;
+      const abs = `${this.root}/${this.paths[i]}`;
+      throw queueAccessError("read", abs, { code: ERRNO_NAMES.get(errno) ?? `errno ${errno}` });
+    }
+    const start = this.offsets[i] as number;
+    return {
+      data: this.raw.data.subarray(start, start + (m[i * 4 + 3] as number)),
+      size: m[i * 4 + 1] as number,
+      mtime: m[i * 4 + 2] as number,
+    };
+  }
+}
+
+function rootFailure(root: string, err: unknown): Error {
+  return (err as { code?: unknown }).code ? queueAccessError("open", root, err) : (err as Error);
+}
+
+function nativeArgs(req: BatchRequest): [string, number, number, number] {
+  const flags = (req.mtime ? WANT_STAT : 0) | (req.headOnly ? HEAD_ONLY : 0);
+  return [req.paths.join("\0"), req.paths.length, req.limit, flags];
+}
+
+export function readBatchSync(root: string, req: BatchRequest): FileBatch {
+  try {
+    return new FileBatch(root, req.paths, native.readFilesSync(root, ...nativeArgs(req)));
+  } catch (err) {
+    throw rootFailure(root, err);
+  }
+}
+
+export async function readBatch(root: string, req: BatchRequest): Promise<FileBatch> {
+  try {
+    return new FileBatch(root, req.paths, await native.readFiles(root, ...nativeArgs(req)));
+  } catch (err) {
+    throw rootFailure(root, err);
+  }
+}
