@@ -78,13 +78,14 @@ static int reserve(Batch *b, size_t more) {
   return 0;
 }
 
-// Reads from fd at offset `at` into the batch's data until `want` bytes or the end of the
-// file; returns 0 or errno and adds what was read to *got.
-static int read_into(Batch *b, int fd, size_t at, size_t want, size_t *got) {
+// Reads from fd, from where the last read stopped (its start: every fd is fresh), into the
+// batch's data until *got reaches `want` or the end of the file; returns 0 or errno. Plain
+// read(2), not pread: a FIFO refuses offsets (ESPIPE) and must read as the empty file it is.
+static int read_into(Batch *b, int fd, size_t want, size_t *got) {
   int err = reserve(b, want);
   if (err) return err;
   while (*got < want) {
-    ssize_t n = pread(fd, b->data + b->used + *got, want - *got, (off_t)(at + *got));
+    ssize_t n = read(fd, b->data + b->used + *got, want - *got);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
@@ -128,14 +129,14 @@ static void read_one(Batch *b, int root_fd, size_t i) {
   size_t got = 0;
   int err;
   if (b->limit > 0) {
-    err = read_into(b, fd, 0, b->limit, &got);
+    err = read_into(b, fd, b->limit, &got);
   } else {
     // The whole file: its size and one byte more, and on while it keeps growing.
     size_t want = (size_t)st.st_size + 1;
-    err = read_into(b, fd, 0, want, &got);
+    err = read_into(b, fd, want, &got);
     while (!err && got == want) {
       want += 64 * 1024;
-      err = read_into(b, fd, 0, want, &got);
+      err = read_into(b, fd, want, &got);
     }
   }
   if (!err && !have_stat && got == b->limit) {

@@ -4,6 +4,7 @@
 // (ScanOptions.select) where it saves the most: header criteria on the raw head before any
 // envelope file is opened.
 
+import { batchQueue } from "./batch-read.js";
 import { type CompiledFilter, compileFilter, type FilterOptions } from "./filter.js";
 import type { Filter, QueueLayout } from "./model.js";
 import {
@@ -147,11 +148,12 @@ async function* pipelined(
   signal?: AbortSignal,
 ): AsyncGenerator<ScanCandidate> {
   const inFlight: Promise<(ScanCandidate | undefined)[]>[] = [];
+  const queue = batchQueue(walker.root);
   const refill = () => {
     while (inFlight.length < AHEAD) {
       const next = chunks.next();
       if (next.done) return;
-      const read = readChunk(walker.root, next.value);
+      const read = readChunk(queue, next.value);
       // Observed now: a chunk that fails while an earlier one is awaited must not count as an
       // unhandled rejection (it is thrown when its turn comes, or dropped if the scan stops).
       read.catch(() => {});

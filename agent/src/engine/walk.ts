@@ -16,13 +16,7 @@
 // messages bounce. Symlinks are never followed (O_NOFOLLOW).
 
 import * as fs from "node:fs";
-import {
-  type BatchRequest,
-  type FileBatch,
-  type QueueFileRead,
-  readBatch,
-  readBatchSync,
-} from "./batch-read.js";
+import { type BatchRequest, type FileBatch, type QueueFileRead, readBatchSync } from "./batch-read.js";
 import { loadRouting, parseInfo, parseRecipients, parseTodo, type Routing } from "./envelope.js";
 import { FINGERPRINT_SPAN, fingerprintOf, type MessageHead, openNoAtime, readHead } from "./fingerprint.js";
 import { cutHeaderBlock, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
@@ -124,10 +118,13 @@ export function readChunkSync(root: string, chunk: ChunkRead): (ScanCandidate | 
   return step.value;
 }
 
-/** Runs a chunk's reading with its batches read on libuv's thread pool. */
-export async function readChunk(root: string, chunk: ChunkRead): Promise<(ScanCandidate | undefined)[]> {
+/** Runs a chunk's reading with its batches read by `read` (readBatch, or a BatchQueue's). */
+export async function readChunk(
+  read: (req: BatchRequest) => Promise<FileBatch>,
+  chunk: ChunkRead,
+): Promise<(ScanCandidate | undefined)[]> {
   let step = chunk.next();
-  while (!step.done) step = chunk.next(await Promise.all(step.value.map((req) => readBatch(root, req))));
+  while (!step.done) step = chunk.next(await Promise.all(step.value.map(read)));
   return step.value;
 }
 
