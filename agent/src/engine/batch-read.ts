@@ -1,7 +1,8 @@
 // Many queue files read in one call to the native reader (agent/native/queue_files.c): a scan
 // reads three small files per message, and through node's fs.*Sync each open, read and close
-// costs 3-4x the system call itself (bench/README.md). The asynchronous form runs on libuv's
-// thread pool, so the reading of the next chunks overlaps the matching and decoding here.
+// costs 3-4x the system call itself (bench/README.md). The asynchronous form runs on the
+// reader's own thread, taking the batches in the order asked, so the reading of the next
+// chunks overlaps the matching and decoding here.
 //
 // The semantics are readQueueFile's (queue-file.ts): a file gone (ENOENT), a symlink (ELOOP,
 // never followed) or a directory (EISDIR) is "nothing to read", any other failure is an error
@@ -115,19 +116,4 @@ export async function readBatch(root: string, req: BatchRequest): Promise<FileBa
   } catch (err) {
     throw rootFailure(root, err);
   }
-}
-
-/**
- * The batches of one scan read on the thread pool one at a time, in the order asked: the scan
- * then keeps one pool thread busy beside its own thread, the two cores of the project's VM. With
- * the reads of several chunks at once, the pool threads took the cores from the thread matching
- * what they had read, and a header search was 10-20% slower (bench/README.md).
- */
-export function batchQueue(root: string): (req: BatchRequest) => Promise<FileBatch> {
-  let last: Promise<unknown> = Promise.resolve();
-  return (req) => {
-    const next = last.then(() => readBatch(root, req));
-    last = next.catch(() => {});
-    return next;
-  };
 }

@@ -361,19 +361,15 @@ function compileCriterion(criterion: Criterion, now: number): CompiledCriterion 
   }
 }
 
-const NO_MESSAGE_YET = (): never => {
-  throw new Error("a header-block criterion read more than the header block");
-};
-
 /** A candidate with a head block only, for matchesHead: reading anything else is a bug. */
-function headOnly(headBlock: Buffer): FilterCandidate {
-  return {
-    headBlock,
-    get message(): never {
-      return NO_MESSAGE_YET();
-    },
-    readBody: NO_MESSAGE_YET,
-  };
+class HeadOnly implements FilterCandidate {
+  constructor(readonly headBlock: Buffer) {}
+  get message(): never {
+    return this.readBody();
+  }
+  readBody(): never {
+    throw new Error("a header-block criterion read more than the header block");
+  }
 }
 
 /**
@@ -418,7 +414,7 @@ export function compileFilter(filter: Filter, now: number, options: FilterOption
     matchesHead(headBlock) {
       if (onHead.length === 0) return true;
       // Header-block criteria read nothing of the candidate but its head block.
-      const reading = new Reading(headOnly(headBlock), bodyCap);
+      const reading = new Reading(new HeadOnly(headBlock), bodyCap);
       return onHead.every((criterion) => criterion.test(reading));
     },
   };

@@ -1,10 +1,9 @@
 // Every message of a queue, as a stream of candidates for listings, filters and purge plans.
-// The reading itself is walk.ts's Walker; this module drives it, pipelined on libuv's thread
-// pool (scanQueue) or synchronously (scanQueueSync), and applies a selection
+// The reading itself is walk.ts's Walker; this module drives it, pipelined on the native
+// reader's thread (scanQueue) or synchronously (scanQueueSync), and applies a selection
 // (ScanOptions.select) where it saves the most: header criteria on the raw head before any
 // envelope file is opened.
 
-import { batchQueue } from "./batch-read.js";
 import { type CompiledFilter, compileFilter, type FilterOptions } from "./filter.js";
 import type { Filter, QueueLayout } from "./model.js";
 import {
@@ -135,25 +134,24 @@ export async function* paced<T>(items: Iterable<T | undefined>, signal?: AbortSi
 }
 
 /**
- * Chunks read ahead on libuv's thread pool while this thread decodes and matches the ones
+ * Chunks read ahead on the native reader's thread while this thread decodes and matches the ones
  * before: what keeps both cores busy. Each chunk holds its messages' heads (~2.5 KB each), so
  * this bounds the memory read ahead.
  */
 const AHEAD = 4;
 
-/** The walk with its chunks read ahead on the thread pool, yielded in walk order. */
+/** The walk with its chunks read ahead on the reader's thread, yielded in walk order. */
 async function* pipelined(
   walker: Walker,
   chunks: Generator<ChunkRead>,
   signal?: AbortSignal,
 ): AsyncGenerator<ScanCandidate> {
   const inFlight: Promise<(ScanCandidate | undefined)[]>[] = [];
-  const queue = batchQueue(walker.root);
   const refill = () => {
     while (inFlight.length < AHEAD) {
       const next = chunks.next();
       if (next.done) return;
-      const read = readChunk(queue, next.value);
+      const read = readChunk(walker.root, next.value);
       // Observed now: a chunk that fails while an earlier one is awaited must not count as an
       // unhandled rejection (it is thrown when its turn comes, or dropped if the scan stops).
       read.catch(() => {});
@@ -174,7 +172,7 @@ async function* pipelined(
 
 /**
  * Every message (or opts.ids), without blocking the event loop: a full scan is read ahead on
- * the thread pool, a scan by ids (a few messages) in this thread between slices of work.
+ * the native reader's thread, a scan by ids (a few messages) in this thread between slices of work.
  */
 export function scanQueue(layout: QueueLayout, opts: ScanOptions = {}): AsyncGenerator<ScanCandidate> {
   // Compiled here first, so that a bad filter fails before anything is read.

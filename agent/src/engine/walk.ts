@@ -10,13 +10,19 @@
 // read, close; remote and/or local: open, read, close), and through node's fs.*Sync each one
 // cost 3-4x the call itself. The heads come first, so a test on the raw header block skips the
 // envelope reads of the messages it rejects. A chunk's reading is a coroutine (ChunkRead) that
-// yields the batches it needs: readChunkSync reads them here and now, readChunk on libuv's
-// thread pool, where they overlap the decoding of the chunk before. Per split dir, one listing
+// yields the batches it needs: readChunkSync reads them here and now, readChunk on the native
+// reader's thread, where they overlap the decoding of the chunk before. Per split dir, one listing
 // of local/N and remote/N says which channel files exist, and one listing of bounce/ which
 // messages bounce. Symlinks are never followed (O_NOFOLLOW).
 
 import * as fs from "node:fs";
-import { type BatchRequest, type FileBatch, type QueueFileRead, readBatchSync } from "./batch-read.js";
+import {
+  type BatchRequest,
+  type FileBatch,
+  type QueueFileRead,
+  readBatch,
+  readBatchSync,
+} from "./batch-read.js";
 import { loadRouting, parseInfo, parseRecipients, parseTodo, type Routing } from "./envelope.js";
 import { FINGERPRINT_SPAN, fingerprintOf, type MessageHead, openNoAtime, readHead } from "./fingerprint.js";
 import { cutHeaderBlock, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
@@ -118,13 +124,10 @@ export function readChunkSync(root: string, chunk: ChunkRead): (ScanCandidate | 
   return step.value;
 }
 
-/** Runs a chunk's reading with its batches read by `read` (readBatch, or a BatchQueue's). */
-export async function readChunk(
-  read: (req: BatchRequest) => Promise<FileBatch>,
-  chunk: ChunkRead,
-): Promise<(ScanCandidate | undefined)[]> {
+/** Runs a chunk's reading with its batches read on the native reader's thread. */
+export async function readChunk(root: string, chunk: ChunkRead): Promise<(ScanCandidate | undefined)[]> {
   let step = chunk.next();
-  while (!step.done) step = chunk.next(await Promise.all(step.value.map(read)));
+  while (!step.done) step = chunk.next(await Promise.all(step.value.map((req) => readBatch(root, req))));
   return step.value;
 }
 
