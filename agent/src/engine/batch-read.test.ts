@@ -625,3 +625,35 @@ describe("readBatch: many paths", () => {
     }
   });
 });
+
+describe("readBatch: many batches at once", () => {
+  test("300 batches asked for together each get their own files, settled in the order asked", async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 900; i++) files[`f/${i}`] = `file ${i}\n`;
+    const root = freshRoot(files);
+    const settled: number[] = [];
+    const batches = Array.from({ length: 300 }, (_, b) => {
+      const paths = [0, 1, 2].map((k) => `f/${b * 3 + k}`);
+      return readBatch(root, { paths, limit: 0 }).then((batch) => {
+        settled.push(b);
+        return batch;
+      });
+    });
+    const all = await Promise.all(batches);
+    all.forEach((batch, b) => {
+      for (let k = 0; k < 3; k++) {
+        assert.equal(batch.file(k)?.data.toString(), `file ${b * 3 + k}\n`);
+      }
+    });
+    // One reader thread takes them in the order asked: a scan's chunks come back in walk order.
+    assert.deepEqual(
+      settled,
+      Array.from({ length: 300 }, (_, b) => b),
+    );
+    // Its twin, a batch failing among them (a missing root), fails alone.
+    const failing = readBatch(path.join(root, "nowhere"), { paths: ["f/0"], limit: 0 });
+    const fine = readBatch(root, { paths: ["f/1"], limit: 0 });
+    await assert.rejects(failing, QueueAccessError);
+    assert.equal((await fine).file(0)?.data.toString(), "file 1\n");
+  });
+});
