@@ -21,7 +21,9 @@
 //   body is most of its first bytes and nothing a scan looks at).
 //   size comes from fstat when WANT_STAT, when the file is read whole, or when the read filled
 //   `limit`; otherwise the file was shorter than `limit` and its size is what was read.
-//   A failure to open the root rejects (throws) with an Error whose code is the errno name.
+//   A failure to open the root rejects (throws) with an Error whose `errno` is the errno number
+//   (the name comes from node's table in TypeScript: strerrorname_np needs glibc 2.32, and
+//   mail servers run older ones).
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -259,11 +261,11 @@ static napi_status result_of(napi_env env, Batch *b, napi_value *out, bool *fail
   napi_status s;
   *failed = b->root_errno != 0;
   if (*failed) {
-    napi_value code, msg;
-    const char *name = strerrorname_np(b->root_errno);
-    if ((s = napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code)) != napi_ok) return s;
+    napi_value msg, number;
     if ((s = napi_create_string_utf8(env, strerror(b->root_errno), NAPI_AUTO_LENGTH, &msg)) != napi_ok) return s;
-    return napi_create_error(env, code, msg, out);
+    if ((s = napi_create_error(env, NULL, msg, out)) != napi_ok) return s;
+    if ((s = napi_create_int32(env, b->root_errno, &number)) != napi_ok) return s;
+    return napi_set_named_property(env, *out, "errno", number);
   }
   napi_value data, meta, buffer;
   void *raw;

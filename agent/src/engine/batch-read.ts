@@ -46,6 +46,7 @@ const native = createRequire(import.meta.url)("../../native/build/Release/queue_
 
 const ABSENT = new Set([constants.errno.ENOENT, constants.errno.ELOOP, constants.errno.EISDIR]);
 const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+const codeOf = (errno: number) => ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
 
 export interface QueueFileRead {
   /** The bytes read (up to the request's limit; with headOnly, up to the header block's end): a view of the batch's buffer. */
@@ -82,7 +83,7 @@ export class FileBatch {
     if (errno !== 0) {
       if (ABSENT.has(errno)) return undefined;
       const abs = `${this.root}/${this.paths[i]}`;
-      throw queueAccessError("read", abs, { code: ERRNO_NAMES.get(errno) ?? `errno ${errno}` });
+      throw queueAccessError("read", abs, { code: codeOf(errno) });
     }
     const start = this.offsets[i] as number;
     return {
@@ -93,8 +94,10 @@ export class FileBatch {
   }
 }
 
+/** The native reader's failure to open the root (an Error with `errno`) as the QueueAccessError naming it. */
 function rootFailure(root: string, err: unknown): Error {
-  return (err as { code?: unknown }).code ? queueAccessError("open", root, err) : (err as Error);
+  const errno = (err as { errno?: unknown }).errno;
+  return typeof errno === "number" ? queueAccessError("open", root, { code: codeOf(errno) }) : (err as Error);
 }
 
 function nativeArgs(req: BatchRequest): [string, number, number, number] {
