@@ -42,7 +42,19 @@ interface NativeReader {
 
 // Built by node-gyp from agent/native (the package's build script). The path is the same from
 // src/engine (tests) and dist/engine (the built agent).
-const native = createRequire(import.meta.url)("../../native/build/Release/queue_files.node") as NativeReader;
+const ADDON = "../../native/build/Release/queue_files.node";
+
+function loadNative(): NativeReader {
+  try {
+    return createRequire(import.meta.url)(ADDON) as NativeReader;
+  } catch (err) {
+    throw new Error(
+      `qmfleet-agent's native queue reader (${new URL(ADDON, import.meta.url).pathname}) cannot be loaded: ${(err as Error).message.split("\n")[0]}. Build it: npm run build in agent/ (node-gyp needs make, gcc and python3)`,
+    );
+  }
+}
+
+const native = loadNative();
 
 const ABSENT = new Set([constants.errno.ENOENT, constants.errno.ELOOP, constants.errno.EISDIR]);
 const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));

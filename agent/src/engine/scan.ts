@@ -135,17 +135,14 @@ export async function* paced<T>(items: Iterable<T | undefined>, signal?: AbortSi
 
 /**
  * Chunks read ahead on the native reader's thread while this thread decodes and matches the ones
- * before: what keeps both cores busy. Each chunk holds its messages' heads (~2.5 KB each), so
- * this bounds the memory read ahead.
+ * before: what keeps both cores busy. Each chunk holds its messages' header blocks (0.5-2 KB
+ * each, 64 KiB at most), so this bounds the memory read ahead.
  */
 const AHEAD = 4;
 
 /** The walk with its chunks read ahead on the reader's thread, yielded in walk order. */
-async function* pipelined(
-  walker: Walker,
-  chunks: Generator<ChunkRead>,
-  signal?: AbortSignal,
-): AsyncGenerator<ScanCandidate> {
+async function* pipelined(walker: Walker, signal?: AbortSignal): AsyncGenerator<ScanCandidate> {
+  const chunks = walker.chunks();
   const inFlight: Promise<(ScanCandidate | undefined)[]>[] = [];
   const refill = () => {
     while (inFlight.length < AHEAD) {
@@ -178,6 +175,5 @@ export function scanQueue(layout: QueueLayout, opts: ScanOptions = {}): AsyncGen
   // Compiled here first, so that a bad filter fails before anything is read.
   const filter = opts.select && compileSelection(opts.select);
   if (opts.ids) return paced(walk(layout, opts, filter), opts.signal);
-  const walker = walkerFor(layout, opts, filter);
-  return pipelined(walker, walker.chunks(), opts.signal);
+  return pipelined(walkerFor(layout, opts, filter), opts.signal);
 }
