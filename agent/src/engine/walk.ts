@@ -158,7 +158,7 @@ export class Walker {
   }
 
   /** Ids in bounce/ (read once per walk: one listing instead of a stat per message). */
-  bouncingIds(): Set<string> {
+  private bouncingIds(): Set<string> {
     this.bouncing ??= new Set(messageNames(this.root, "bounce"));
     return this.bouncing;
   }
