@@ -396,21 +396,20 @@ export function compileFilter(filter: Filter, now: number, options: FilterOption
   const onHead = ordered.filter((c) => c.cost === Cost.HeaderBlock);
   const pastHead = ordered.filter((c) => c.cost !== Cost.HeaderBlock);
   const kinds = new Set(filter.criteria.map((c) => c.kind));
+  // A filter without criteria selects nothing ("every message" is the `all` criterion). One
+  // Reading per candidate: it keeps what one criterion decoded for the next.
+  const allPass = (criteria: typeof ordered, candidate: FilterCandidate): boolean => {
+    if (ordered.length === 0) return false;
+    const reading = new Reading(candidate, bodyCap);
+    return criteria.every((criterion) => criterion.test(reading));
+  };
   return {
     needsHeaders: kinds.has("subjectContains"),
     needsBody: kinds.has("bodyRegex"),
     hasHeadCriteria: onHead.length > 0,
     needsEnvelope: [...kinds].some((k) => ENVELOPE_KINDS.has(k)),
-    matches(candidate) {
-      if (ordered.length === 0) return false;
-      const reading = new Reading(candidate, bodyCap);
-      return ordered.every((criterion) => criterion.test(reading));
-    },
-    matchesPastHead(candidate) {
-      if (ordered.length === 0) return false;
-      const reading = new Reading(candidate, bodyCap);
-      return pastHead.every((criterion) => criterion.test(reading));
-    },
+    matches: (candidate) => allPass(ordered, candidate),
+    matchesPastHead: (candidate) => allPass(pastHead, candidate),
     matchesHead(headBlock) {
       if (onHead.length === 0) return true;
       // Header-block criteria read nothing of the candidate but its head block.
