@@ -19,8 +19,8 @@
 //   flags: WANT_STAT (1) fstat every file, for its mtime; HEAD_ONLY (2) keep of each file's
 //   bytes only its header block and the empty line after it, when there is one (a mess file's
 //   body is most of its first bytes and nothing a scan looks at).
-//   size comes from fstat when WANT_STAT, when the file is read whole, or when the read filled
-//   `limit`; otherwise the file was shorter than `limit` and its size is what was read.
+//   size is what was read when the file was read whole or was shorter than `limit`, and
+//   fstat's when the read filled `limit` (or with WANT_STAT).
 //   A failure to open the root rejects (throws) with an Error whose `errno` is the errno number
 //   (the name comes from node's table in TypeScript: strerrorname_np needs glibc 2.32, and
 //   mail servers run older ones).
@@ -83,19 +83,23 @@ static int reserve(Batch *b, size_t more) {
 }
 
 // Reads from fd, from where the last read stopped (its start: every fd is fresh), into the
-// batch's data until *got reaches `want` or the end of the file; returns 0 or errno. Plain
-// read(2), not pread: a FIFO refuses offsets (ESPIPE) and must read as the empty file it is.
+// batch's data until *got reaches `want` or a read comes back short; returns 0 or errno. A
+// short read of a regular file is its end (Linux returns less than asked only there, or on a
+// fatal signal): stopping there spares the read that would return 0, one system call in four
+// of a small file's (bench/README.md). Plain read(2), not pread: a FIFO refuses offsets
+// (ESPIPE) and must read as the empty file it is.
 static int read_into(Batch *b, int fd, size_t want, size_t *got) {
   int err = reserve(b, want);
   if (err) return err;
   while (*got < want) {
-    ssize_t n = read(fd, b->data + b->used + *got, want - *got);
+    size_t asked = want - *got;
+    ssize_t n = read(fd, b->data + b->used + *got, asked);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
     }
-    if (n == 0) break;
     *got += (size_t)n;
+    if ((size_t)n < asked) break;
   }
   return 0;
 }
@@ -113,16 +117,20 @@ static size_t head_length(const char *data, size_t length) {
   return lf_lf ? (size_t)(lf_lf - data) + 2 : length;
 }
 
-static void read_one(Batch *b, int root_fd, size_t i) {
+// A whole file is read in steps of this much, and on while it keeps filling them: the
+// envelope files are a few dozen bytes, so one read usually ends it without an fstat.
+#define WHOLE_STEP (64 * 1024)
+
+static void read_one(Batch *b, int dir_fd, const char *name, size_t i) {
   double *m = b->meta + i * META;
-  int fd = open_queue_file(root_fd, b->paths[i]);
+  int fd = open_queue_file(dir_fd, name);
   if (fd < 0) {
     m[0] = errno;
     return;
   }
   struct stat st;
   int have_stat = 0;
-  if (b->want_stat || b->limit == 0) {
+  if (b->want_stat) {
     if (fstat(fd, &st) != 0) {
       m[0] = errno;
       close(fd);
@@ -135,15 +143,14 @@ static void read_one(Batch *b, int root_fd, size_t i) {
   if (b->limit > 0) {
     err = read_into(b, fd, b->limit, &got);
   } else {
-    // The whole file: its size and one byte more, and on while it keeps growing.
-    size_t want = (size_t)st.st_size + 1;
+    size_t want = have_stat ? (size_t)st.st_size + 1 : WHOLE_STEP;
     err = read_into(b, fd, want, &got);
     while (!err && got == want) {
-      want += 64 * 1024;
+      want += WHOLE_STEP;
       err = read_into(b, fd, want, &got);
     }
   }
-  if (!err && !have_stat && got == b->limit) {
+  if (!err && !have_stat && b->limit > 0 && got == b->limit) {
     if (fstat(fd, &st) != 0) err = errno;
     else have_stat = 1;
   }
@@ -159,13 +166,42 @@ static void read_one(Batch *b, int root_fd, size_t i) {
   b->used += got;
 }
 
+// Each file is opened relative to its directory, opened once for each run of paths in the same
+// one (a chunk's files of a kind are all in one split dir): the kernel then looks up one name
+// per file instead of three. Directories along the way resolve as they would in the whole
+// path (only the file itself is never followed); a directory that cannot be opened fails each
+// of its files with its errno, as opening them by the whole path would.
 static void read_all(Batch *b) {
   int root_fd = open(b->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) {
     b->root_errno = errno;
     return;
   }
-  for (size_t i = 0; i < b->count; i++) read_one(b, root_fd, i);
+  int dir_fd = root_fd, dir_errno = 0;
+  const char *dir = "";
+  size_t dir_length = 0;
+  for (size_t i = 0; i < b->count; i++) {
+    char *path = b->paths[i];
+    char *slash = strrchr(path, '/');
+    size_t length = slash ? (size_t)(slash - path) : 0;
+    if (length != dir_length || memcmp(path, dir, length) != 0) {
+      if (dir_fd != root_fd) close(dir_fd);
+      dir_fd = root_fd;
+      dir_errno = 0;
+      if (slash) {
+        *slash = 0;
+        int fd = openat(root_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        *slash = '/';
+        if (fd >= 0) dir_fd = fd;
+        else dir_errno = errno;
+      }
+      dir = path;
+      dir_length = length;
+    }
+    if (dir_errno) b->meta[i * META] = dir_errno;
+    else read_one(b, dir_fd, slash ? slash + 1 : path, i);
+  }
+  if (dir_fd != root_fd) close(dir_fd);
   close(root_fd);
 }
 

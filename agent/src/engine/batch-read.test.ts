@@ -276,6 +276,62 @@ describe("readBatch: several files in one batch", () => {
   });
 });
 
+describe("readBatch: directories along the paths", () => {
+  test("paths that go back and forth between directories each read their own file", async () => {
+    const contents: Record<string, string> = {
+      "a/1": "a one",
+      "b/1": "b one",
+      "a/2": "a two",
+      top: "at the root",
+      "a/3": "a three",
+      "c/deep/1": "c deep one",
+      "b/2": "b two",
+    };
+    const root = freshRoot(contents);
+    const paths = ["a/1", "b/1", "a/2", "top", "a/3", "c/deep/1", "b/2", "a/1", "top"];
+    for (const req of [
+      { paths, limit: 0 },
+      { paths, limit: 64, mtime: true },
+    ]) {
+      const got = await readBoth(root, req);
+      assert.deepEqual(
+        got.map((o, i) => readOf(o, paths[i] as string).data.toString()),
+        paths.map((p) => contents[p]),
+      );
+    }
+  });
+
+  test("a directory on the path that is a file fails its files with ENOTDIR naming each; the others read; twin: as a directory it reads", async () => {
+    const root = freshRoot({ "ok/1": "fine", "bad/1": "x" });
+    const paths = ["ok/1", "bad/1", "bad/2", "ok/1"];
+    fs.rmSync(path.join(root, "bad"), { recursive: true });
+    write(root, "bad", "a file where a directory should be");
+    for (const [name, batch] of await eachReader(root, { paths, limit: 0 })) {
+      assert.equal(batch.file(0)?.data.toString(), "fine", name);
+      for (const i of [1, 2]) {
+        assert.throws(
+          () => batch.file(i),
+          (err: unknown) => {
+            assert.ok(err instanceof QueueAccessError, `${name}: ${err}`);
+            assert.equal(err.code, "ENOTDIR");
+            assert.equal(err.path, `${root}/${paths[i]}`);
+            return true;
+          },
+        );
+      }
+      assert.equal(batch.file(3)?.data.toString(), "fine", name);
+    }
+    fs.rmSync(path.join(root, "bad"));
+    write(root, "bad/1", "one");
+    write(root, "bad/2", "two");
+    const got = await readBoth(root, { paths, limit: 0 });
+    assert.deepEqual(
+      got.map((o) => readOf(o, "file").data.toString()),
+      ["fine", "one", "two", "fine"],
+    );
+  });
+});
+
 describe("readBatch: nothing to read is undefined", () => {
   const requests: BatchRequest[] = [
     { paths: [], limit: 0 },
