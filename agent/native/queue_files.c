@@ -35,6 +35,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "queue_dirs.h"
+
 #define META 4
 #define WANT_STAT 1
 #define HEAD_ONLY 2
@@ -426,5 +428,6 @@ NAPI_MODULE_INIT() {
   if (napi_set_named_property(env, exports, "readFiles", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "readFilesSync", NAPI_AUTO_LENGTH, read_files_sync, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "readFilesSync", fn) != napi_ok) return NULL;
+  if (queue_dirs_init(env, exports) != napi_ok) return NULL;
   return exports;
 }

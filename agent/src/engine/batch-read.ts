@@ -8,9 +8,9 @@
 // never followed) or a directory (EISDIR) is "nothing to read", any other failure is an error
 // naming the file and the fix.
 
-import { createRequire } from "node:module";
 import { constants } from "node:os";
 import { queueAccessError } from "./layout.js";
+import { errnoCode, native, nativeFailure, type RawBatch } from "./native.js";
 
 /** What to read of each file of a batch. */
 export interface BatchRequest {
@@ -28,37 +28,7 @@ export interface BatchRequest {
 const WANT_STAT = 1;
 const HEAD_ONLY = 2;
 
-interface RawBatch {
-  data: Buffer;
-  /** Per path: errno, size, mtime, byte count (see queue_files.c). */
-  meta: Float64Array;
-}
-
-/** paths: `count` paths joined by NUL characters (one string crosses into C far cheaper than an array). */
-interface NativeReader {
-  readFiles(root: string, paths: string, count: number, limit: number, flags: number): Promise<RawBatch>;
-  readFilesSync(root: string, paths: string, count: number, limit: number, flags: number): RawBatch;
-}
-
-// Built by node-gyp from agent/native (the package's build script). The path is the same from
-// src/engine (tests) and dist/engine (the built agent).
-const ADDON = "../../native/build/Release/queue_files.node";
-
-function loadNative(): NativeReader {
-  try {
-    return createRequire(import.meta.url)(ADDON) as NativeReader;
-  } catch (err) {
-    throw new Error(
-      `qmfleet-agent's native queue reader (${new URL(ADDON, import.meta.url).pathname}) cannot be loaded: ${(err as Error).message.split("\n")[0]}. Build it: npm run build in agent/ (node-gyp needs make, gcc and python3)`,
-    );
-  }
-}
-
-const native = loadNative();
-
 const ABSENT = new Set([constants.errno.ENOENT, constants.errno.ELOOP, constants.errno.EISDIR]);
-const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
-const codeOf = (errno: number) => ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
 
 export interface QueueFileRead {
   /** The bytes read (up to the request's limit; with headOnly, up to the header block's end): a view of the batch's buffer. */
@@ -95,7 +65,7 @@ export class FileBatch {
     if (errno !== 0) {
       if (ABSENT.has(errno)) return undefined;
       const abs = `${this.root}/${this.paths[i]}`;
-      throw queueAccessError("read", abs, { code: codeOf(errno) });
+      throw queueAccessError("read", abs, { code: errnoCode(errno) });
     }
     const start = this.offsets[i] as number;
     return {
@@ -104,12 +74,6 @@ export class FileBatch {
       mtime: m[i * 4 + 2] as number,
     };
   }
-}
-
-/** The native reader's failure to open the root (an Error with `errno`) as the QueueAccessError naming it. */
-function rootFailure(root: string, err: unknown): Error {
-  const errno = (err as { errno?: unknown }).errno;
-  return typeof errno === "number" ? queueAccessError("open", root, { code: codeOf(errno) }) : (err as Error);
 }
 
 function nativeArgs(req: BatchRequest): [string, number, number, number] {
@@ -121,7 +85,7 @@ export function readBatchSync(root: string, req: BatchRequest): FileBatch {
   try {
     return new FileBatch(root, req.paths, native.readFilesSync(root, ...nativeArgs(req)));
   } catch (err) {
-    throw rootFailure(root, err);
+    throw nativeFailure("open", root, err);
   }
 }
 
@@ -129,6 +93,6 @@ export async function readBatch(root: string, req: BatchRequest): Promise<FileBa
   try {
     return new FileBatch(root, req.paths, await native.readFiles(root, ...nativeArgs(req)));
   } catch (err) {
-    throw rootFailure(root, err);
+    throw nativeFailure("open", root, err);
   }
 }

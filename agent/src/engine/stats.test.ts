@@ -45,26 +45,24 @@ test("an empty queue is zeros; a missing root is an error, not zeros", async () 
   await assert.rejects(queueStats(layout), /cannot read .*: ENOENT/);
 });
 
-test("a mixed queue: counts equal what was written, with workers, in-thread, and counts only", async () => {
+test("a mixed queue: counts equal what was written, with details and counts only", async () => {
   const now = 1795839072;
   const s = generateMixedQueue(freshRoot(), { count: 400, seed: 5, split: 7, now });
   const layout = detectLayout(s.root);
-  for (const workers of [0, 2]) {
-    const stats = await queueStats(layout, now, { workers });
-    assert.deepEqual(
-      [
-        stats.messagesInQueue,
-        stats.notPreprocessed,
-        stats.preprocessed,
-        stats.withLocal,
-        stats.withRemote,
-        stats.bouncing,
-      ],
-      [s.messages, s.todo, s.preprocessed, s.withLocal, s.withRemote, s.bouncing],
-    );
-    assert.equal(stats.bytes, s.bytes);
-    assert.equal(stats.oldestBirth, s.oldestBirth);
-  }
+  const stats = await queueStats(layout, now);
+  assert.deepEqual(
+    [
+      stats.messagesInQueue,
+      stats.notPreprocessed,
+      stats.preprocessed,
+      stats.withLocal,
+      stats.withRemote,
+      stats.bouncing,
+    ],
+    [s.messages, s.todo, s.preprocessed, s.withLocal, s.withRemote, s.bouncing],
+  );
+  assert.equal(stats.bytes, s.bytes);
+  assert.equal(stats.oldestBirth, s.oldestBirth);
   const quick = await queueStats(layout, now, { detail: false });
   assert.equal(quick.messagesInQueue, s.messages);
   assert.equal(quick.bytes, 0);
@@ -88,59 +86,79 @@ test("big-todo, being written, odd entries: qmail-qstat counts entries, the rest
   assert.equal(stats.beingWritten, 1);
 });
 
-test("a split dir that cannot be listed fails with its path, in a worker or in-thread", async () => {
+test("odd entries with details: all-digit names that are no plain safe integer count in bytes and ages, and stay right from a cache; entries below a directory in mess/N count as find(1) counts them", async () => {
+  const root = freshRoot();
+  const q = QueueBuilder.create(root, { split: 3 });
+  q.add({ message: "Subject: a\n\nbody\n", birthTime: 1_700_000_500 });
+  q.addEntry("mess/1/0123", { kind: "file", content: "12345" });
+  q.addEntry("info/1/0123", { kind: "file", content: "Fx@y\0", mtime: 1_700_000_000 });
+  q.addEntry("mess/2/12345678901234567", { kind: "file", content: "1234567" });
+  q.addEntry("mess/2/lost/1", { kind: "file" });
+  q.addEntry("mess/2/lost/deeper/2", { kind: "file" });
+  q.close();
+  const layout = detectLayout(root);
+  const cache = new StatsCache(layout.root);
+  for (const opts of [{ detail: true }, { cache }, { cache }]) {
+    const stats = await queueStats(layout, 1_700_001_000, opts);
+    // 1 message, 0123, 12345678901234567, lost, lost/1, lost/deeper, lost/deeper/2.
+    assert.equal(stats.messagesInQueue, 7);
+    assert.equal(stats.preprocessed, 2, "info/1/0123 is a message file");
+    assert.equal(stats.bytes, 17 + 5 + 7);
+    assert.equal(stats.oldestBirth, 1_700_000_000, "the odd info file is the oldest");
+  }
+  // Twin: without the odd entries, only the message's own numbers.
+  for (const rel of ["mess/1/0123", "info/1/0123", "mess/2/12345678901234567", "mess/2/lost"])
+    q.removeEntry(rel);
+  for (const opts of [{ detail: true }, { cache }]) {
+    const stats = await queueStats(layout, 1_700_001_000, opts);
+    assert.deepEqual([stats.messagesInQueue, stats.preprocessed, stats.bytes], [1, 1, 17]);
+    assert.equal(stats.oldestBirth, 1_700_000_500);
+  }
+});
+
+test("a split dir that cannot be listed fails with its path", async () => {
   const root = freshRoot();
   const q = QueueBuilder.create(root, { split: 3 });
   q.add({ message: "x\n" });
   const layout = detectLayout(root);
-  assert.equal((await queueStats(layout, 0, { workers: 2 })).messagesInQueue, 1);
+  assert.equal((await queueStats(layout, 0)).messagesInQueue, 1);
   q.removeEntry("info/2");
   q.addEntry("info/2", { kind: "file" });
-  for (const workers of [0, 2]) {
-    await assert.rejects(queueStats(layout, 0, { workers }), /cannot read .*info\/2: ENOTDIR/);
-  }
+  await assert.rejects(queueStats(layout, 0), /cannot read .*info\/2: ENOTDIR/);
 });
 
 test("a StatsCache gives the numbers a fresh pass gives, the oldest exact after qmHandle -t", async () => {
   const now = 1795839072;
   const s = generateMixedQueue(freshRoot(), { count: 300, seed: 7, split: 5, now });
   const layout = detectLayout(s.root);
-  for (const workers of [0, 2]) {
-    const cache = new StatsCache(layout.root);
-    const fresh = () => queueStats(layout, now, { workers, detail: true });
-    const cached = () => queueStats(layout, now, { workers, cache });
-    assert.deepEqual(await cached(), await fresh());
-    assert.deepEqual(await cached(), await fresh(), "the second call, from the cache");
-    // qmHandle -t on the oldest message: its info mtime becomes now, the next oldest is oldest.
-    const infos = fs
-      .readdirSync(path.join(s.root, "info"))
-      .flatMap((n) =>
-        fs.readdirSync(path.join(s.root, "info", n)).map((id) => path.join(s.root, "info", n, id)),
-      );
-    const byAge = infos.sort((a, b) => fs.statSync(a).mtimeMs - fs.statSync(b).mtimeMs);
-    fs.utimesSync(byAge[0] as string, now, now);
-    const second = Math.floor(fs.statSync(byAge[1] as string).mtimeMs / 1000);
-    const afterTouch = await cached();
-    assert.equal(afterTouch.oldestBirth, second);
-    assert.deepEqual(afterTouch, await fresh());
-    // A new message and a delivered one: new entries are read, gone ones dropped.
-    const q = QueueBuilder.create(s.root, { split: 5 });
-    q.add({ message: "Subject: new\n\nbody\n", birthTime: now - 10 });
-    q.close();
-    const gone = byAge[5] as string;
-    const id = path.basename(gone);
-    const n = path.basename(path.dirname(gone));
-    for (const kind of ["local", "remote", "info", "mess"])
-      fs.rmSync(path.join(s.root, kind, n, id), { force: true });
-    fs.rmSync(path.join(s.root, "bounce", id), { force: true });
-    assert.deepEqual(await cached(), await fresh());
-    // Put the touched message back as it was (the next round must see the queue unchanged).
-    fs.utimesSync(
-      byAge[0] as string,
-      fs.statSync(byAge[1] as string).mtime,
-      fs.statSync(byAge[1] as string).mtime,
+  const cache = new StatsCache(layout.root);
+  const fresh = () => queueStats(layout, now, { detail: true });
+  const cached = () => queueStats(layout, now, { cache });
+  assert.deepEqual(await cached(), await fresh());
+  assert.deepEqual(await cached(), await fresh(), "the second call, from the cache");
+  // qmHandle -t on the oldest message: its info mtime becomes now, the next oldest is oldest.
+  const infos = fs
+    .readdirSync(path.join(s.root, "info"))
+    .flatMap((n) =>
+      fs.readdirSync(path.join(s.root, "info", n)).map((id) => path.join(s.root, "info", n, id)),
     );
-  }
+  const byAge = infos.sort((a, b) => fs.statSync(a).mtimeMs - fs.statSync(b).mtimeMs);
+  fs.utimesSync(byAge[0] as string, now, now);
+  const second = Math.floor(fs.statSync(byAge[1] as string).mtimeMs / 1000);
+  const afterTouch = await cached();
+  assert.equal(afterTouch.oldestBirth, second);
+  assert.deepEqual(afterTouch, await fresh());
+  // A new message and a delivered one: new entries are read, gone ones dropped.
+  const q = QueueBuilder.create(s.root, { split: 5 });
+  q.add({ message: "Subject: new\n\nbody\n", birthTime: now - 10 });
+  q.close();
+  const gone = byAge[5] as string;
+  const id = path.basename(gone);
+  const n = path.basename(path.dirname(gone));
+  for (const kind of ["local", "remote", "info", "mess"])
+    fs.rmSync(path.join(s.root, kind, n, id), { force: true });
+  fs.rmSync(path.join(s.root, "bounce", id), { force: true });
+  assert.deepEqual(await cached(), await fresh());
 });
 
 test("a StatsCache trusts a preprocessed message's mess size until it is renewed", async () => {
@@ -152,16 +170,16 @@ test("a StatsCache trusts a preprocessed message's mess size until it is renewed
   q.close();
   const layout = detectLayout(root);
   const cache = new StatsCache(layout.root);
-  const first = await queueStats(layout, 0, { cache, workers: 0 });
+  const first = await queueStats(layout, 0, { cache });
   assert.equal(first.bytes, 17);
   const mess = path.join(root, m.paths.mess);
   fs.appendFileSync(mess, "more body\n");
-  assert.equal((await queueStats(layout, 0, { cache, workers: 0 })).bytes, 17);
-  assert.equal((await queueStats(layout, 0, { detail: true, workers: 0 })).bytes, 27);
+  assert.equal((await queueStats(layout, 0, { cache })).bytes, 17);
+  assert.equal((await queueStats(layout, 0, { detail: true })).bytes, 27);
   const renewing = new StatsCache(layout.root, 0);
-  await queueStats(layout, 0, { cache: renewing, workers: 0 });
+  await queueStats(layout, 0, { cache: renewing });
   fs.appendFileSync(mess, "x\n");
-  assert.equal((await queueStats(layout, 0, { cache: renewing, workers: 0 })).bytes, 29);
+  assert.equal((await queueStats(layout, 0, { cache: renewing })).bytes, 29);
   await assert.rejects(
     queueStats(detectLayout(root), 0, { cache: new StatsCache("/elsewhere") }),
     /stats cache of \/elsewhere used for/,

@@ -2,9 +2,11 @@
 // directory listings alone, like the script itself; the extras (bytes, oldest birth) need one
 // lstat per mess and info file, the only costly part at a million messages.
 //
-// Measured on the project's 2-core VM, 1,000,000 messages (3.2M directory entries), warm cache,
-// other jobs running: listings 1.6 s; bytes and ages add 2,000,000 lstats at 5-8 us each, 15 s
-// however they are spread over threads (two threads of lstats ran no faster than one there).
+// Listings and lstats go through the native addon (queue_dirs.c): a split dir's listing comes
+// back as one array of ids, and its lstats are made relative to the open directory. Measured on
+// the project's 2-core VM, 1,000,000 messages (3.2M directory entries), warm cache: listings
+// 1.0-1.1 s, as long as qmail-qstat's find takes (1.4 s through node's Dirents); bytes and ages
+// add 2,000,000 lstats, 8.5 s (15 s through node; two threads of lstats ran no faster than one).
 // So a long-running agent keeps a StatsCache: the size of each mess file and the mtime of each
 // info file it has seen, as sorted typed arrays per split dir (16 bytes an entry, 32 MB at a
 // million messages), and a later call lstats only the entries that are new since (see
@@ -12,9 +14,9 @@
 // AUTO_DETAIL_LIMIT messages unless asked for, and the result says so (detailed: false).
 
 import * as fs from "node:fs";
-import { Worker } from "node:worker_threads";
 import { isMessageName, messageFileNames, queueAccessError, readDirEntries, todoDirs } from "./layout.js";
 import type { QueueLayout, QueueStats } from "./model.js";
+import { type DirListing, native, nativeFailure } from "./native.js";
 
 /** Past this many messages, bytes and ages are left out unless asked for or cached (StatsOptions). */
 export const AUTO_DETAIL_LIMIT = 200_000;
@@ -26,14 +28,6 @@ export interface StatsOptions {
    * that stats stay fast in an incident.
    */
   detail?: boolean;
-  /**
-   * Threads sharing the split directories. Default 0: on the calling thread, one split dir at a
-   * time with a turn of the event loop between two. Measured at a million messages on the
-   * project's 2-core VM, two workers were no faster (counts 1.6-1.7 s against 1.6 s, the full
-   * first pass 15 s either way: lstat, like open, did not scale across CPUs there) and slower
-   * with a cache (3.2 s against 2.2 s: start-up and the arrays' trip).
-   */
-  workers?: number;
   /** Sizes and birth times seen by earlier calls on this queue (one cache per queue root). */
   cache?: StatsCache;
 }
@@ -73,15 +67,26 @@ export class StatsCache {
   ) {}
 }
 
-/** Entries below dir, any type, symlinks not followed: what `find dir -print` lists, minus dir. */
-function descendants(abs: string): number {
-  let n = 0;
-  for (const e of readDirEntries(abs, true)) {
-    n++;
-    if (e.isDirectory()) n += descendants(`${abs}/${e.name}`);
+/** A directory's listing (queue_dirs.c), undefined when it does not exist. */
+function listing(abs: string): DirListing | undefined {
+  try {
+    return native.listDir(abs) ?? undefined;
+  } catch (err) {
+    throw nativeFailure("read", abs, err);
   }
+}
+
+/** Entries below abs, any type, symlinks not followed: what `find abs -print` lists, minus abs. */
+function below(abs: string): number {
+  const l = listing(abs);
+  if (!l) return 0;
+  let n = l.count;
+  for (const dir of l.dirs) n += below(`${abs}/${dir}`);
   return n;
 }
+
+/** Message files (regular, named by digits) of a listing. */
+const messageFiles = (l: DirListing | undefined) => (l ? l.ids.length + l.odd.length : 0);
 
 /**
  * qmail-qstat: `find queue/todo -print | wc -w` minus one. With big-todo the split directories
@@ -89,7 +94,7 @@ function descendants(abs: string): number {
  */
 function countTodo(layout: QueueLayout): number {
   const abs = `${layout.root}/todo`;
-  const all = descendants(abs);
+  const all = below(abs);
   if (!layout.bigTodo) return all;
   return all - readDirEntries(abs, true).filter((e) => e.isDirectory() && isMessageName(e.name)).length;
 }
@@ -102,262 +107,170 @@ interface BucketTotals {
   remote: number;
   bytes: number;
   oldest: number;
-  /** The oldest of the info files never cached (ids beyond 2^53), 0 when none. */
+  /** The oldest of the info files never cached (odd names), 0 when none. */
   oldestUncached: number;
   /** lstat calls made (the cost a cache saves). */
   lstats: number;
-  /** With detail: what the cache holds for these split dirs afterwards. */
-  cached?: Record<number, CachedBucket>;
-  /** A listing that failed (other than a missing split dir): rethrown by the caller. */
-  error?: { code: string; path: string };
+  /** With detail: what the cache holds for this split dir afterwards. */
+  cached?: CachedBucket;
 }
 
-// The work on a set of split dirs N: entries below mess/N, message files in info/N, local/N,
-// remote/N, and with `detail` the sizes of mess/N/* and the mtimes of info/N/*, taken from
-// `cached` (the previous call's arrays for N, see StatsCache) where it holds them and lstat'ed
-// otherwise. Plain JavaScript, run as is by worker threads (which need no TypeScript loader
-// then) and in-thread through new Function when workers is 0: one body for both. Ids are
-// compared as numbers in sorted Float64Arrays (2 x 8 bytes an entry, no string map: a Map of
-// a million names costs ~80 MB); an id beyond 2^53 is never cached.
-const BUCKETS_BODY = `
-  const out = { mess: 0, info: 0, local: 0, remote: 0, bytes: 0, oldest: 0, oldestUncached: 0, lstats: 0, cached: {} };
-  const numeric = /^[0-9]+$/;
-  let current = root;
-  // Calls fn for each entry of dir (none when it is missing), without collecting them: at 3M
-  // entries, arrays of Dirents were a third of the time, in the garbage collector.
-  const each = (dir, fn) => {
-    current = dir;
-    let d;
-    try {
-      d = fs.opendirSync(dir, { bufferSize: 1024 });
-    } catch (e) {
-      if (e.code === "ENOENT") return;
-      throw e;
-    }
-    try {
-      for (let e = d.readSync(); e !== null; e = d.readSync()) fn(e);
-    } finally {
-      d.closeSync();
-    }
+/**
+ * Walks a sorted Float64Array alongside ascending ids (a merge, cheaper than a binary search
+ * per id): at(id) is the index of id in it, -1 when absent.
+ */
+function cursor(ids: Float64Array | undefined): (id: number) => number {
+  let j = 0;
+  return (id) => {
+    if (!ids) return -1;
+    while (j < ids.length && (ids[j] as number) < id) j++;
+    return j < ids.length && ids[j] === id ? j : -1;
   };
-  const below = (dir) => {
-    let n = 0;
-    each(dir, (e) => {
-      n++;
-      if (e.isDirectory()) n += below(dir + "/" + e.name);
-    });
-    return n;
-  };
-  // Walks a sorted Float64Array alongside ascending ids (a merge, cheaper than a binary search
-  // per id): at(id) is the index of id in it, -1 when absent.
-  const cursor = (ids) => {
-    let j = 0;
-    return (id) => {
-      if (!ids) return -1;
-      while (j < ids.length && ids[j] < id) j++;
-      return j < ids.length && ids[j] === id ? j : -1;
-    };
-  };
-  // Message ids of one listing as numbers, growing; names that are not the plain decimal
-  // form of a safe integer (beyond 2^53, leading zeros) are kept apart and never cached.
-  const idList = () => ({ ids: new Float64Array(4096), n: 0, odd: [] });
-  const addId = (list, name) => {
-    // Digits only (checked by the caller): up to 15 of them without a leading zero is exactly
-    // a safe integer that prints back as the name (cheaper than String(Number(name)) === name).
-    if (name.length > 15 || (name.charCodeAt(0) === 48 && name.length > 1)) {
-      list.odd.push(name);
-      return;
-    }
-    const id = Number(name);
-    if (list.n === list.ids.length) {
-      const bigger = new Float64Array(list.ids.length * 2);
-      bigger.set(list.ids);
-      list.ids = bigger;
-    }
-    list.ids[list.n++] = id;
-  };
-  const sorted = (list) => list.ids.subarray(0, list.n).sort();
-  const lstat = (file) => {
-    out.lstats++;
-    return fs.lstatSync(file, { throwIfNoEntry: false });
-  };
-  const older = (a, b) => (b !== 0 && (a === 0 || b < a) ? b : a);
+}
+
+const older = (a: number, b: number) => (b !== 0 && (a === 0 || b < a) ? b : a);
+
+/** lstat size and mtime of dir/<id> for each id (-1, -1 when absent), counted in `totals`. */
+function statIds(dir: string, ids: Float64Array, totals: BucketTotals): Float64Array {
+  // None to stat (all cached, or a split dir missing): the directory is not even opened.
+  if (ids.length === 0) return ids;
+  totals.lstats += ids.length;
   try {
-    for (const n of buckets) {
-      const mess = root + "/mess/" + n;
-      const messList = idList();
-      each(mess, (e) => {
-        out.mess++;
-        if (e.isDirectory()) out.mess += below(mess + "/" + e.name);
-        else if (detail && e.isFile() && numeric.test(e.name)) addId(messList, e.name);
-      });
-      const infoList = idList();
-      for (const kind of ["info", "local", "remote"]) {
-        each(root + "/" + kind + "/" + n, (e) => {
-          if (!e.isFile() || !numeric.test(e.name)) return;
-          out[kind]++;
-          if (detail && kind === "info") addId(infoList, e.name);
-        });
-      }
-      if (!detail) continue;
-      const before = cached && cached[n];
-      const infoIds = sorted(infoList);
-      const infoMtimes = new Float64Array(infoIds.length);
-      const cachedInfo = cursor(before && before.infoIds);
-      let kept = 0;
-      for (let i = 0; i < infoIds.length; i++) {
-        const id = infoIds[i];
-        const at = cachedInfo(id);
-        // 0: found changed or gone by the last check of the oldest, lstat'ed again.
-        let mtime = at === -1 ? 0 : before.infoMtimes[at];
-        if (mtime === 0) {
-          const st = lstat(root + "/info/" + n + "/" + id);
-          if (!st) continue; // finished meanwhile
-          mtime = Math.floor(st.mtimeMs / 1000);
-        }
-        infoIds[kept] = id;
-        infoMtimes[kept++] = mtime;
-        out.oldest = older(out.oldest, mtime);
-      }
-      for (const name of infoList.odd) {
-        const st = lstat(root + "/info/" + n + "/" + name);
-        const mtime = st ? Math.floor(st.mtimeMs / 1000) : 0;
-        out.oldest = older(out.oldest, mtime);
-        out.oldestUncached = older(out.oldestUncached, mtime);
-      }
-      const final = infoIds.subarray(0, kept);
-      const messIds = sorted(messList);
-      const messSizes = new Float64Array(messIds.length);
-      const inInfo = cursor(final);
-      const cachedMess = cursor(before && before.messIds);
-      let cachedCount = 0;
-      for (let i = 0; i < messIds.length; i++) {
-        const id = messIds[i];
-        // Only a committed message's size is final (see StatsCache).
-        const isFinal = inInfo(id) !== -1 || committed.has(id);
-        const inCache = cachedMess(id);
-        const at = isFinal ? inCache : -1;
-        let size = at === -1 ? -1 : before.messSizes[at];
-        if (at === -1) {
-          const st = lstat(mess + "/" + id);
-          if (!st) continue;
-          size = st.size;
-        }
-        out.bytes += size;
-        if (isFinal) {
-          messIds[cachedCount] = id;
-          messSizes[cachedCount++] = size;
-        }
-      }
-      for (const name of messList.odd) {
-        const st = lstat(mess + "/" + name);
-        if (st) out.bytes += st.size;
-      }
-      out.cached[n] = {
-        messIds: messIds.slice(0, cachedCount),
-        messSizes: messSizes.slice(0, cachedCount),
-        infoIds: final.slice(),
-        infoMtimes: infoMtimes.slice(0, kept),
-      };
-    }
-  } catch (e) {
-    out.error = { code: String(e.code || "EIO"), path: current };
+    return native.statIds(dir, ids);
+  } catch (err) {
+    const i = (err as { index?: number }).index;
+    throw nativeFailure("stat", i === undefined ? dir : `${dir}/${ids[i]}`, err);
   }
-  return out;
-`;
-
-const bucketsInThread = new Function(
-  "fs",
-  "root",
-  "buckets",
-  "detail",
-  "cached",
-  "committed",
-  BUCKETS_BODY,
-) as (
-  fsModule: typeof fs,
-  root: string,
-  buckets: number[],
-  detail: boolean,
-  cached: Record<number, CachedBucket> | undefined,
-  committed: Set<number>,
-) => BucketTotals;
-
-const WORKER_SOURCE = `
-const fs = require("node:fs");
-const { parentPort, workerData } = require("node:worker_threads");
-const buckets = new Function("fs", "root", "buckets", "detail", "cached", "committed", workerData.body);
-const out = buckets(fs, workerData.root, workerData.buckets, workerData.detail, workerData.cached, workerData.committed);
-const moved = [];
-for (const b of Object.values(out.cached)) moved.push(b.messIds.buffer, b.messSizes.buffer, b.infoIds.buffer, b.infoMtimes.buffer);
-parentPort.postMessage(out, moved);
-`;
-
-function bucketsInWorker(
-  root: string,
-  buckets: number[],
-  detail: boolean,
-  cached: Record<number, CachedBucket> | undefined,
-  committed: Set<number>,
-): Promise<BucketTotals> {
-  // The cached arrays are moved to the worker and back, never copied.
-  const moved: ArrayBuffer[] = [];
-  for (const b of Object.values(cached ?? {})) {
-    for (const a of [b.messIds, b.messSizes, b.infoIds, b.infoMtimes]) moved.push(a.buffer as ArrayBuffer);
-  }
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { root, buckets, detail, body: BUCKETS_BODY, cached, committed },
-      transferList: moved,
-    });
-    worker.once("message", (t: BucketTotals) => resolve(t));
-    worker.once("error", reject);
-    worker.once("exit", (code) => {
-      if (code !== 0) reject(new Error(`stats worker exited with code ${code}`));
-    });
-  });
 }
 
-/** `committed`: ids in todo/, whose mess is complete (see StatsCache). */
+/** The lstat of a file with an odd name (never cached), undefined when absent. */
+function lstatOdd(abs: string, totals: BucketTotals): fs.Stats | undefined {
+  totals.lstats++;
+  try {
+    return fs.lstatSync(abs, { throwIfNoEntry: false });
+  } catch (err) {
+    throw queueAccessError("stat", abs, err);
+  }
+}
+
+/**
+ * Split dir N: entries below mess/N, message files in info/N, local/N and remote/N, and with
+ * `detail` the sizes of mess/N/* and the mtimes of info/N/*, taken from `before` (the cache's
+ * arrays for N, see StatsCache) where it holds them and lstat'ed otherwise. Ids are compared as
+ * numbers in sorted Float64Arrays (16 bytes an entry, no string map: a Map of a million names
+ * costs ~80 MB); a name that is no safe integer is never cached.
+ */
+function bucketTotals(
+  root: string,
+  n: number,
+  detail: boolean,
+  before: CachedBucket | undefined,
+  committed: Set<number>,
+): BucketTotals {
+  const messDir = `${root}/mess/${n}`;
+  const infoDir = `${root}/info/${n}`;
+  const mess = listing(messDir);
+  const info = listing(infoDir);
+  const out: BucketTotals = {
+    mess: mess ? mess.count : 0,
+    info: messageFiles(info),
+    local: messageFiles(listing(`${root}/local/${n}`)),
+    remote: messageFiles(listing(`${root}/remote/${n}`)),
+    bytes: 0,
+    oldest: 0,
+    oldestUncached: 0,
+    lstats: 0,
+  };
+  for (const dir of mess?.dirs ?? []) out.mess += below(`${messDir}/${dir}`);
+  if (!detail) return out;
+
+  // Birth times: cached ones as they are (0: found changed or gone, lstat'ed again).
+  const infoIds = (info?.ids ?? new Float64Array(0)).slice().sort();
+  const infoMtimes = new Float64Array(infoIds.length);
+  const cachedInfo = cursor(before?.infoIds);
+  const unknownInfo: number[] = [];
+  infoIds.forEach((id, i) => {
+    const at = cachedInfo(id);
+    infoMtimes[i] = at === -1 ? 0 : (before?.infoMtimes[at] as number);
+    if (infoMtimes[i] === 0) unknownInfo.push(i);
+  });
+  const infoStats = statIds(
+    infoDir,
+    Float64Array.from(unknownInfo, (i) => infoIds[i] as number),
+    out,
+  );
+  unknownInfo.forEach((i, k) => {
+    // NaN: gone (its size is -1; an mtime may be anything).
+    infoMtimes[i] = infoStats[2 * k] === -1 ? Number.NaN : (infoStats[2 * k + 1] as number);
+  });
+  let kept = 0;
+  infoIds.forEach((id, i) => {
+    const mtime = infoMtimes[i] as number;
+    if (Number.isNaN(mtime)) return; // finished meanwhile
+    infoIds[kept] = id;
+    infoMtimes[kept++] = mtime;
+    out.oldest = older(out.oldest, mtime);
+  });
+  for (const name of info?.odd ?? []) {
+    const st = lstatOdd(`${infoDir}/${name}`, out);
+    const mtime = st ? Math.floor(st.mtimeMs / 1000) : 0;
+    out.oldest = older(out.oldest, mtime);
+    out.oldestUncached = older(out.oldestUncached, mtime);
+  }
+  const finalInfo = infoIds.subarray(0, kept);
+
+  // Sizes: only a committed message's is final, and only a final one comes from the cache.
+  const messIds = (mess?.ids ?? new Float64Array(0)).slice().sort();
+  const messSizes = new Float64Array(messIds.length);
+  const isFinal = new Uint8Array(messIds.length);
+  const inInfo = cursor(finalInfo);
+  const cachedMess = cursor(before?.messIds);
+  const unknownMess: number[] = [];
+  messIds.forEach((id, i) => {
+    isFinal[i] = inInfo(id) !== -1 || committed.has(id) ? 1 : 0;
+    const at = cachedMess(id);
+    if (isFinal[i] && at !== -1) messSizes[i] = before?.messSizes[at] as number;
+    else unknownMess.push(i);
+  });
+  const messStats = statIds(
+    messDir,
+    Float64Array.from(unknownMess, (i) => messIds[i] as number),
+    out,
+  );
+  unknownMess.forEach((i, k) => {
+    messSizes[i] = messStats[2 * k] as number;
+  });
+  let cachedCount = 0;
+  messIds.forEach((id, i) => {
+    const size = messSizes[i] as number;
+    if (size === -1) return; // finished meanwhile
+    out.bytes += size;
+    if (isFinal[i]) {
+      messIds[cachedCount] = id;
+      messSizes[cachedCount++] = size;
+    }
+  });
+  for (const name of mess?.odd ?? []) out.bytes += lstatOdd(`${messDir}/${name}`, out)?.size ?? 0;
+  out.cached = {
+    messIds: messIds.slice(0, cachedCount),
+    messSizes: messSizes.slice(0, cachedCount),
+    infoIds: finalInfo.slice(),
+    infoMtimes: infoMtimes.slice(0, kept),
+  };
+  return out;
+}
+
+/**
+ * Every split dir, one at a time with a turn of the event loop between two (the agent serves
+ * other calls meanwhile: a split dir is 1/split of the queue). `committed`: ids in todo/, whose
+ * mess is complete (see StatsCache). The cache is updated only when every split dir was read.
+ */
 async function allBuckets(
   layout: QueueLayout,
   detail: boolean,
-  workers: number,
   cache: StatsCache | undefined,
   committed: Set<number>,
 ): Promise<BucketTotals> {
-  const all = Array.from({ length: layout.split }, (_, n) => n);
-  const shares =
-    workers <= 1 || layout.split === 1
-      ? [all]
-      : Array.from({ length: Math.min(workers, layout.split) }, (_, w) =>
-          all.filter((n) => n % workers === w),
-        );
-  const cachedFor = (buckets: number[]): Record<number, CachedBucket> | undefined => {
-    if (!cache || !detail) return undefined;
-    const part: Record<number, CachedBucket> = {};
-    for (const n of buckets) {
-      const b = cache.buckets.get(n);
-      if (b) part[n] = b;
-    }
-    return part;
-  };
-  const parts: BucketTotals[] = [];
-  if (workers <= 0) {
-    for (const n of all) {
-      parts.push(bucketsInThread(fs, layout.root, [n], detail, cachedFor([n]), committed));
-      // The agent serves other calls meanwhile: a split dir is 1/split of the queue (~35 ms of
-      // listing at a million messages, ~0.7 s when all its files are lstat'ed).
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  } else {
-    parts.push(
-      ...(await Promise.all(
-        shares.map((b) => bucketsInWorker(layout.root, b, detail, cachedFor(b), committed)),
-      )),
-    );
-  }
   const sum: BucketTotals = {
     mess: 0,
     info: 0,
@@ -368,12 +281,14 @@ async function allBuckets(
     oldestUncached: 0,
     lstats: 0,
   };
-  // Moved to the workers: the cache is rebuilt from their answers (or stays empty on failure).
-  if (cache && detail && workers > 0) cache.buckets.clear();
-  for (const p of parts) {
-    if (p.error) {
+  const fresh = new Map<number, CachedBucket>();
+  for (let n = 0; n < layout.split; n++) {
+    let p: BucketTotals;
+    try {
+      p = bucketTotals(layout.root, n, detail, detail ? cache?.buckets.get(n) : undefined, committed);
+    } catch (err) {
       cache?.buckets.clear();
-      throw queueAccessError("read", p.error.path, { code: p.error.code });
+      throw err;
     }
     sum.mess += p.mess;
     sum.info += p.info;
@@ -381,11 +296,12 @@ async function allBuckets(
     sum.remote += p.remote;
     sum.bytes += p.bytes;
     sum.lstats += p.lstats;
-    if (p.oldest !== 0 && (sum.oldest === 0 || p.oldest < sum.oldest)) sum.oldest = p.oldest;
-    if (p.oldestUncached !== 0 && (sum.oldestUncached === 0 || p.oldestUncached < sum.oldestUncached))
-      sum.oldestUncached = p.oldestUncached;
-    if (cache && detail) for (const [n, b] of Object.entries(p.cached ?? {})) cache.buckets.set(Number(n), b);
+    sum.oldest = older(sum.oldest, p.oldest);
+    sum.oldestUncached = older(sum.oldestUncached, p.oldestUncached);
+    if (p.cached) fresh.set(n, p.cached);
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
+  if (cache && detail) for (const [n, b] of fresh) cache.buckets.set(n, b);
   return sum;
 }
 
@@ -432,8 +348,7 @@ function messOutsideSplitDirs(layout: QueueLayout): number {
   let n = 0;
   for (const e of readDirEntries(`${layout.root}/mess`, false)) {
     const splitDir = isMessageName(e.name) && Number(e.name) < layout.split;
-    if (!splitDir && !e.name.startsWith(".") && e.isDirectory())
-      n += descendants(`${layout.root}/mess/${e.name}`);
+    if (!splitDir && !e.name.startsWith(".") && e.isDirectory()) n += below(`${layout.root}/mess/${e.name}`);
   }
   return n;
 }
@@ -452,7 +367,6 @@ export async function queueStats(
   for (const dir of todoDirs(layout, "intd")) {
     for (const id of messageFileNames(`${root}/${dir}`)) if (!committed.has(id)) beingWritten++;
   }
-  const workers = opts.workers ?? 0;
   const cache = opts.cache;
   if (cache && cache.root !== root) throw new Error(`stats cache of ${cache.root} used for ${root}`);
   // info/0 holds about 1/split of the messages: one short listing decides the default.
@@ -464,14 +378,14 @@ export async function queueStats(
   if (cache && nowSeconds - cache.fullPassAt >= cache.renewAfterSeconds) cache.buckets.clear();
   const fullPass = cache !== undefined && cache.buckets.size === 0;
   const committedIds = new Set([...committed].map(Number));
-  let t = await allBuckets(layout, detailed, workers, cache, committedIds);
+  let t = await allBuckets(layout, detailed, cache, committedIds);
   if (cache && detailed) {
     if (fullPass) cache.fullPassAt = nowSeconds;
     const oldest = fullPass ? t.oldest : confirmedOldest(layout, cache);
     if (oldest === undefined) {
       // Many birth times changed since the cache was filled: count again from scratch.
       cache.buckets.clear();
-      t = await allBuckets(layout, detailed, workers, cache, committedIds);
+      t = await allBuckets(layout, detailed, cache, committedIds);
       cache.fullPassAt = nowSeconds;
     } else {
       const u = t.oldestUncached;

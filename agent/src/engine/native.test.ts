@@ -1,0 +1,125 @@
+// queue_dirs.c's listDir and statIds, on real directories: what stats.ts builds on.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { QueueAccessError } from "./layout.js";
+import { native, nativeFailure } from "./native.js";
+
+let tmp: string;
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "qmfleet-native-"));
+});
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+let n = 0;
+function freshDir(): string {
+  const dir = path.join(tmp, `d${n++}`);
+  fs.mkdirSync(dir);
+  return dir;
+}
+
+/** The errno name an addon failure carries, through nativeFailure. */
+function codeOf(fn: () => unknown, where: string): string {
+  try {
+    fn();
+  } catch (err) {
+    const failure = nativeFailure("read", where, err);
+    assert.ok(failure instanceof QueueAccessError, String(err));
+    return failure.code;
+  }
+  assert.fail("it did not throw");
+}
+
+describe("listDir", () => {
+  test("counts every entry; ids are the regular files named by safe integers, odd the other all-digit files, dirs the directories", () => {
+    const dir = freshDir();
+    for (const name of ["1", "0", "123456789012345", "1234567890123456", "0123", "12a", ".5", "x"])
+      fs.writeFileSync(path.join(dir, name), name);
+    fs.symlinkSync(path.join(dir, "1"), path.join(dir, "99"));
+    fs.mkdirSync(path.join(dir, "7"));
+    fs.mkdirSync(path.join(dir, "sub"));
+    fs.symlinkSync(path.join(dir, "sub"), path.join(dir, "linkdir"));
+    const l = native.listDir(dir);
+    assert.ok(l);
+    assert.equal(l.count, 12);
+    assert.deepEqual(
+      [...l.ids].sort((a, b) => a - b),
+      [0, 1, 123456789012345],
+    );
+    assert.deepEqual(l.odd.sort(), ["0123", "1234567890123456"]);
+    assert.deepEqual(l.dirs.sort(), ["7", "sub"], "a symlink to a directory is no directory");
+  });
+
+  test("an empty directory lists nothing; twin: a missing one is null", () => {
+    const dir = freshDir();
+    assert.deepEqual(native.listDir(dir), { count: 0, ids: new Float64Array(0), odd: [], dirs: [] });
+    fs.rmdirSync(dir);
+    assert.equal(native.listDir(dir), null);
+  });
+
+  test("a path that is a file fails with ENOTDIR; twin: the same path as a directory lists", () => {
+    const dir = freshDir();
+    const file = path.join(dir, "f");
+    fs.writeFileSync(file, "x");
+    assert.equal(
+      codeOf(() => native.listDir(file), file),
+      "ENOTDIR",
+    );
+    fs.rmSync(file);
+    fs.mkdirSync(file);
+    fs.writeFileSync(path.join(file, "42"), "x");
+    assert.deepEqual([...(native.listDir(file)?.ids ?? [])], [42]);
+  });
+
+  test("thousands of entries: every id once", () => {
+    const dir = freshDir();
+    const ids = Array.from({ length: 5000 }, (_, i) => 1_000_000 + i * 7);
+    for (const id of ids) fs.writeFileSync(path.join(dir, String(id)), "");
+    const l = native.listDir(dir);
+    assert.equal(l?.count, ids.length);
+    assert.deepEqual(
+      [...(l?.ids ?? [])].sort((a, b) => a - b),
+      ids,
+    );
+  });
+});
+
+describe("statIds", () => {
+  test("the lstat size and mtime (seconds) of each id, -1 and -1 for one that is absent", () => {
+    const dir = freshDir();
+    fs.writeFileSync(path.join(dir, "5"), "12345");
+    fs.writeFileSync(path.join(dir, "123456789012345"), "");
+    fs.utimesSync(path.join(dir, "5"), 1_700_000_000, 1_700_000_000.9);
+    fs.utimesSync(path.join(dir, "123456789012345"), 1_600_000_000, 1_600_000_000);
+    fs.symlinkSync("/etc/passwd-nowhere-long-name", path.join(dir, "8"));
+    const got = native.statIds(dir, Float64Array.from([5, 6, 123456789012345, 8]));
+    const link = fs.lstatSync(path.join(dir, "8"));
+    assert.deepEqual(
+      [...got],
+      [5, 1_700_000_000, -1, -1, 0, 1_600_000_000, link.size, Math.floor(link.mtimeMs / 1000)],
+    );
+    assert.deepEqual([...native.statIds(dir, new Float64Array(0))], []);
+  });
+
+  test("a missing directory fails with ENOENT; twin: an existing one stats", () => {
+    const dir = path.join(freshDir(), "missing");
+    assert.equal(
+      codeOf(() => native.statIds(dir, Float64Array.from([1])), dir),
+      "ENOENT",
+    );
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "1"), "ab");
+    assert.equal(native.statIds(dir, Float64Array.from([1]))[0], 2);
+  });
+
+  test("a wrong argument is a TypeError naming what is expected", () => {
+    const dir = freshDir();
+    assert.throws(
+      () => (native.statIds as (a: unknown, b: unknown) => unknown)(dir, [1, 2]),
+      /statIds\(path, Float64Array\) expected/,
+    );
+    assert.throws(() => (native.listDir as (a: unknown) => unknown)(42), /the path must be a string/);
+  });
+});

@@ -1,0 +1,65 @@
+// The agent's native addon (agent/native, built by node-gyp in the package's build script): the
+// queue work that is mostly system calls, where node's per-call cost was 3-4x the call itself
+// (bench/README.md). queue_files.c reads batches of queue files (batch-read.ts); queue_dirs.c
+// lists and lstats the split directories for the statistics (stats.ts). Every decision about
+// what the results mean stays in TypeScript.
+
+import { createRequire } from "node:module";
+import { constants } from "node:os";
+import { queueAccessError } from "./layout.js";
+
+export interface RawBatch {
+  data: Buffer;
+  /** Per path: errno, size, mtime, byte count (see queue_files.c). */
+  meta: Float64Array;
+}
+
+/** A directory as queue_dirs.c lists it. */
+export interface DirListing {
+  /** Every entry but . and .., of any type. */
+  count: number;
+  /** Regular files named by a safe integer in plain decimal, in readdir order. */
+  ids: Float64Array;
+  /** Other regular files whose names are digits only (too long, leading zero). */
+  odd: string[];
+  /** Names of the directories (never through a symlink). */
+  dirs: string[];
+}
+
+interface NativeAddon {
+  /** paths: `count` paths joined by NUL characters (one string crosses into C far cheaper than an array). */
+  readFiles(root: string, paths: string, count: number, limit: number, flags: number): Promise<RawBatch>;
+  readFilesSync(root: string, paths: string, count: number, limit: number, flags: number): RawBatch;
+  /** null when the directory does not exist. */
+  listDir(abs: string): DirListing | null;
+  /** Per id: lstat size and mtime in seconds of abs/<id>, -1 and -1 when absent. */
+  statIds(abs: string, ids: Float64Array): Float64Array;
+}
+
+// The path is the same from src/engine (tests) and dist/engine (the built agent).
+const ADDON = "../../native/build/Release/queue_files.node";
+
+function load(): NativeAddon {
+  try {
+    return createRequire(import.meta.url)(ADDON) as NativeAddon;
+  } catch (err) {
+    throw new Error(
+      `qmfleet-agent's native queue reader (${new URL(ADDON, import.meta.url).pathname}) cannot be loaded: ${(err as Error).message.split("\n")[0]}. Build it: npm run build in agent/ (node-gyp needs make, gcc and python3)`,
+    );
+  }
+}
+
+export const native = load();
+
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+/** ENOENT for 2: the addon reports errno numbers (strerrorname_np needs glibc 2.32, older mail servers run older ones). */
+export function errnoCode(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+}
+
+/** An addon failure (an Error with `errno`) as the QueueAccessError naming `path`; anything else as is. */
+export function nativeFailure(op: string, path: string, err: unknown): Error {
+  const errno = (err as { errno?: unknown }).errno;
+  return typeof errno === "number" ? queueAccessError(op, path, { code: errnoCode(errno) }) : (err as Error);
+}
