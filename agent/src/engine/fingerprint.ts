@@ -18,7 +18,11 @@ export const FINGERPRINT_SPAN = 64 * 1024;
  */
 export function fingerprintOf(size: number, head: Buffer): string {
   const span = head.length > FINGERPRINT_SPAN ? head.subarray(0, FINGERPRINT_SPAN) : head;
-  const { block } = cutHeaderBlock(span);
+  return fingerprintOfBlock(size, cutHeaderBlock(span).block);
+}
+
+/** fingerprintOf for a head already cut: cutHeaderBlock's block of at most FINGERPRINT_SPAN bytes (a scan has it cut). */
+export function fingerprintOfBlock(size: number, block: Buffer): string {
   return `${size}:${createHash("sha256").update(block).digest("hex").slice(0, 32)}`;
 }
 

@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { QueueBuilder, rebuildRealQueue } from "@qmfleet/test";
 import { compileFilter } from "./filter.js";
+import { fingerprintFile } from "./fingerprint.js";
 import { detectLayout, messagePaths } from "./layout.js";
 import type { QueuedMessage } from "./model.js";
 import { type ScanCandidate, type ScanSelection, scanQueue, scanQueueSync } from "./scan.js";
@@ -24,6 +25,41 @@ function scanAll(root: string, opts = {}): ScanCandidate[] {
 function byId(list: ScanCandidate[]): Map<string, QueuedMessage> {
   return new Map(list.map((c) => [c.message.id, c.message]));
 }
+
+describe("scan: fingerprints", () => {
+  test("a scan's fingerprint is what the purge's re-check computes from the file, whatever the head", async () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root, { split: 3 });
+    const longField = (n: number) => `X-Long: ${"y".repeat(n)}\n`;
+    const heads = {
+      lf: "Subject: a\nFrom: b\n\nbody\n",
+      crlf: "Subject: a\r\nFrom: b\r\n\r\nbody\r\n",
+      mixed: "Subject: a\nFrom: b\n\r\nbody\n",
+      emptyHead: "\nbody only\n",
+      emptyHeadCrlf: "\r\nbody only\r\n",
+      noBlankShort: "Subject: a\nFrom: b\n",
+      noBlankHuge: `${longField(100_000)}Subject: a\n`,
+      headPastFirstRead: `${longField(20_000)}Subject: a\n\nbody\n`,
+      headPastSpan: `${longField(70_000)}Subject: a\n\nbody\n`,
+      empty: "",
+    };
+    const ids = new Map(Object.entries(heads).map(([name, message]) => [q.add({ message }).id, name]));
+    q.close();
+    const layout = detectLayout(root);
+    const pipelined: ScanCandidate[] = [];
+    for await (const c of scanQueue(layout)) pipelined.push(c);
+    for (const scan of [scanAll(root), pipelined]) {
+      assert.equal(scan.length, ids.size);
+      for (const c of scan) {
+        const name = ids.get(c.message.id);
+        const fromFile = fingerprintFile(path.join(root, c.message.paths.mess));
+        assert.equal(c.message.fingerprint, fromFile?.fingerprint, `${name}`);
+      }
+    }
+    const all = new Set(scanAll(root).map((c) => c.message.fingerprint));
+    assert.equal(all.size, ids.size, "no two of these heads share a fingerprint");
+  });
+});
 
 describe("scan: the real qmail queue", () => {
   test("every message's state, sender, recipients, subject and size are right", async () => {

@@ -24,7 +24,7 @@ import {
   readBatchSync,
 } from "./batch-read.js";
 import { loadRouting, parseInfo, parseRecipients, parseTodo, type Routing } from "./envelope.js";
-import { FINGERPRINT_SPAN, fingerprintOf, type MessageHead, openNoAtime, readHead } from "./fingerprint.js";
+import { FINGERPRINT_SPAN, fingerprintOfBlock, type MessageHead, openNoAtime, readHead } from "./fingerprint.js";
 import { cutHeaderBlock, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
 import { isMessageName, messageFileNames, messagePaths, qmailHomeOf, splitOf, todoDirs } from "./layout.js";
 import type {
@@ -347,8 +347,7 @@ export class Walker {
     const summary = this.decode ? summarizeHeaders(cut.block) : undefined;
     const message: QueuedMessage = {
       id,
-      // The cut block hashes as the head does (fingerprintOf cuts it again, finding no blank line).
-      fingerprint: fingerprintOf(mess.size, cut.block),
+      fingerprint: fingerprintOfBlock(mess.size, cut.block),
       ...envelope,
       size: mess.size,
       headers: summary ? summary.headers : { ...EMPTY_HEADERS },
