@@ -24,7 +24,13 @@ import {
   readBatchSync,
 } from "./batch-read.js";
 import { loadRouting, parseInfo, parseRecipients, parseTodo, type Routing } from "./envelope.js";
-import { FINGERPRINT_SPAN, fingerprintOfBlock, type MessageHead, openNoAtime, readHead } from "./fingerprint.js";
+import {
+  FINGERPRINT_SPAN,
+  fingerprintOfBlock,
+  type MessageHead,
+  openNoAtime,
+  readHead,
+} from "./fingerprint.js";
 import { cutHeaderBlock, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
 import { isMessageName, messageFileNames, messagePaths, qmailHomeOf, splitOf, todoDirs } from "./layout.js";
 import type {
