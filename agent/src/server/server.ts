@@ -94,7 +94,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     ...(options.purge ? { purge: { ...options.purge, queueRoot, hostname } } : {}),
   };
   // Fill the stats cache now, not on the first operator's call: at a million messages the first
-  // pass lstats every file (15-20 s on a small VM), later ones only what is new. An error here
+  // pass lstats every file (~9 s on a small VM), later ones only what is new. An error here
   // (queue unreadable) is the one that call will report; nobody is waiting for this pass.
   config.stats.get().catch(() => {});
   const server = new Server();
