@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "queue_dirs.h"
+#include "addon.h"
 
 #define SAFE_DIGITS 15
 
@@ -42,15 +42,19 @@ static napi_value throw_errno(napi_env env, int err, int index) {
   return NULL;
 }
 
-static char *string_arg(napi_env env, napi_value v) {
-  size_t len;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
-  char *s = malloc(len + 1);
-  if (s && napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
-    free(s);
-    return NULL;
+// Opens the directory a path argument names: its fd, or -1 with errno set, or -2 with a
+// TypeError thrown when the argument is no string.
+static int open_dir_arg(napi_env env, napi_value v) {
+  char *path = qmfleet_string_arg(env, v, NULL);
+  if (!path) {
+    napi_throw_type_error(env, NULL, "queue_dirs: the path must be a string");
+    return -2;
   }
-  return s;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int err = errno;
+  free(path);
+  errno = err;
+  return fd;
 }
 
 static int digits_only(const char *name) {
@@ -105,15 +109,13 @@ static napi_value list_dir(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "queue_dirs: listDir(path) expected");
     return NULL;
   }
-  char *path = string_arg(env, argv[0]);
-  if (!path) {
-    napi_throw_type_error(env, NULL, "queue_dirs: the path must be a string");
-    return NULL;
-  }
-  DIR *d = opendir(path);
-  free(path);
+  int fd = open_dir_arg(env, argv[0]);
+  if (fd == -2) return NULL;
+  DIR *d = fd < 0 ? NULL : fdopendir(fd);
   if (!d) {
-    if (errno != ENOENT) return throw_errno(env, errno, -1);
+    int err = errno;
+    if (fd >= 0) close(fd);
+    if (err != ENOENT) return throw_errno(env, err, -1);
     napi_get_null(env, &result);
     return result;
   }
@@ -174,13 +176,8 @@ static napi_value stat_ids(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "queue_dirs: statIds(path, Float64Array) expected");
     return NULL;
   }
-  char *path = string_arg(env, argv[0]);
-  if (!path) {
-    napi_throw_type_error(env, NULL, "queue_dirs: the path must be a string");
-    return NULL;
-  }
-  int dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  free(path);
+  int dir_fd = open_dir_arg(env, argv[0]);
+  if (dir_fd == -2) return NULL;
   if (dir_fd < 0) return throw_errno(env, errno, -1);
   double *out;
   if (napi_create_arraybuffer(env, n * 2 * sizeof(double), (void **)&out, &buffer) != napi_ok ||

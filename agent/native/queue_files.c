@@ -35,7 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "queue_dirs.h"
+#include "addon.h"
 
 #define META 4
 #define WANT_STAT 1
@@ -225,7 +225,7 @@ static void free_batch(Batch *b) {
     }                                                      \
   } while (0)
 
-static char *string_arg(napi_env env, napi_value v, size_t *length) {
+char *qmfleet_string_arg(napi_env env, napi_value v, size_t *length) {
   size_t len;
   if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
   if (length) *length = len;
@@ -265,8 +265,8 @@ static Batch *batch_of(napi_env env, napi_callback_info info) {
   b->limit = (size_t)limit;
   b->want_stat = (flags & WANT_STAT) != 0;
   b->head_only = (flags & HEAD_ONLY) != 0;
-  b->root = string_arg(env, argv[0], NULL);
-  b->joined = string_arg(env, argv[1], &joined_length);
+  b->root = qmfleet_string_arg(env, argv[0], NULL);
+  b->joined = qmfleet_string_arg(env, argv[1], &joined_length);
   b->paths = calloc(count ? count : 1, sizeof(char *));
   b->meta = calloc((count ? count : 1) * META, sizeof(double));
   if (!b->root || !b->joined || !b->paths || !b->meta) {

@@ -1,0 +1,14 @@
+// What the addon's two files share (prefixed: node's own exported symbols come first in lookup):
+// queue_files.c holds the module init and qmfleet_string_arg,
+// queue_dirs.c adds its functions to the exports.
+#ifndef QMFLEET_ADDON_H
+#define QMFLEET_ADDON_H
+#include <node_api.h>
+#include <stddef.h>
+
+// A JavaScript string copied into malloc'ed memory (NUL-terminated; its byte length in *length
+// when length is not NULL), or NULL when it is no string or memory ran out.
+char *qmfleet_string_arg(napi_env env, napi_value v, size_t *length);
+
+napi_status queue_dirs_init(napi_env env, napi_value exports);
+#endif
