@@ -109,8 +109,6 @@ interface BucketTotals {
   oldest: number;
   /** The oldest of the info files never cached (odd names), 0 when none. */
   oldestUncached: number;
-  /** lstat calls made (the cost a cache saves). */
-  lstats: number;
   /** With detail: what the cache holds for this split dir afterwards. */
   cached?: CachedBucket;
 }
@@ -130,11 +128,10 @@ function cursor(ids: Float64Array | undefined): (id: number) => number {
 
 const older = (a: number, b: number) => (b !== 0 && (a === 0 || b < a) ? b : a);
 
-/** lstat size and mtime of dir/<id> for each id (-1, -1 when absent), counted in `totals`. */
-function statIds(dir: string, ids: Float64Array, totals: BucketTotals): Float64Array {
+/** lstat size and mtime of dir/<id> for each id (-1, -1 when absent). */
+function statIds(dir: string, ids: Float64Array): Float64Array {
   // None to stat (all cached, or a split dir missing): the directory is not even opened.
   if (ids.length === 0) return ids;
-  totals.lstats += ids.length;
   try {
     return native.statIds(dir, ids);
   } catch (err) {
@@ -144,8 +141,7 @@ function statIds(dir: string, ids: Float64Array, totals: BucketTotals): Float64A
 }
 
 /** The lstat of a file with an odd name (never cached), undefined when absent. */
-function lstatOdd(abs: string, totals: BucketTotals): fs.Stats | undefined {
-  totals.lstats++;
+function lstatOdd(abs: string): fs.Stats | undefined {
   try {
     return fs.lstatSync(abs, { throwIfNoEntry: false });
   } catch (err) {
@@ -179,13 +175,12 @@ function bucketTotals(
     bytes: 0,
     oldest: 0,
     oldestUncached: 0,
-    lstats: 0,
   };
   for (const dir of mess?.dirs ?? []) out.mess += below(`${messDir}/${dir}`);
   if (!detail) return out;
 
   // Birth times: cached ones as they are (0: found changed or gone, lstat'ed again).
-  const infoIds = (info?.ids ?? new Float64Array(0)).slice().sort();
+  const infoIds = (info?.ids ?? new Float64Array(0)).sort();
   const infoMtimes = new Float64Array(infoIds.length);
   const cachedInfo = cursor(before?.infoIds);
   const unknownInfo: number[] = [];
@@ -197,7 +192,6 @@ function bucketTotals(
   const infoStats = statIds(
     infoDir,
     Float64Array.from(unknownInfo, (i) => infoIds[i] as number),
-    out,
   );
   unknownInfo.forEach((i, k) => {
     // NaN: gone (its size is -1; an mtime may be anything).
@@ -212,7 +206,7 @@ function bucketTotals(
     out.oldest = older(out.oldest, mtime);
   });
   for (const name of info?.odd ?? []) {
-    const st = lstatOdd(`${infoDir}/${name}`, out);
+    const st = lstatOdd(`${infoDir}/${name}`);
     const mtime = st ? Math.floor(st.mtimeMs / 1000) : 0;
     out.oldest = older(out.oldest, mtime);
     out.oldestUncached = older(out.oldestUncached, mtime);
@@ -220,7 +214,7 @@ function bucketTotals(
   const finalInfo = infoIds.subarray(0, kept);
 
   // Sizes: only a committed message's is final, and only a final one comes from the cache.
-  const messIds = (mess?.ids ?? new Float64Array(0)).slice().sort();
+  const messIds = (mess?.ids ?? new Float64Array(0)).sort();
   const messSizes = new Float64Array(messIds.length);
   const isFinal = new Uint8Array(messIds.length);
   const inInfo = cursor(finalInfo);
@@ -235,7 +229,6 @@ function bucketTotals(
   const messStats = statIds(
     messDir,
     Float64Array.from(unknownMess, (i) => messIds[i] as number),
-    out,
   );
   unknownMess.forEach((i, k) => {
     messSizes[i] = messStats[2 * k] as number;
@@ -250,7 +243,7 @@ function bucketTotals(
       messSizes[cachedCount++] = size;
     }
   });
-  for (const name of mess?.odd ?? []) out.bytes += lstatOdd(`${messDir}/${name}`, out)?.size ?? 0;
+  for (const name of mess?.odd ?? []) out.bytes += lstatOdd(`${messDir}/${name}`)?.size ?? 0;
   out.cached = {
     messIds: messIds.slice(0, cachedCount),
     messSizes: messSizes.slice(0, cachedCount),
@@ -279,7 +272,6 @@ async function allBuckets(
     bytes: 0,
     oldest: 0,
     oldestUncached: 0,
-    lstats: 0,
   };
   const fresh = new Map<number, CachedBucket>();
   for (let n = 0; n < layout.split; n++) {
@@ -295,7 +287,6 @@ async function allBuckets(
     sum.local += p.local;
     sum.remote += p.remote;
     sum.bytes += p.bytes;
-    sum.lstats += p.lstats;
     sum.oldest = older(sum.oldest, p.oldest);
     sum.oldestUncached = older(sum.oldestUncached, p.oldestUncached);
     if (p.cached) fresh.set(n, p.cached);
