@@ -31,11 +31,10 @@
 
 #define SAFE_DIGITS 15
 
+// Throws qmfleet_errno_error's Error, with `index` when it is about one id of statIds.
 static napi_value throw_errno(napi_env env, int err, int index) {
-  napi_value msg, error, number;
-  if (napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg) != napi_ok) return NULL;
-  if (napi_create_error(env, NULL, msg, &error) != napi_ok) return NULL;
-  if (napi_create_int32(env, err, &number) == napi_ok) napi_set_named_property(env, error, "errno", number);
+  napi_value error, number;
+  if (qmfleet_errno_error(env, err, &error) != napi_ok) return NULL;
   if (index >= 0 && napi_create_int32(env, index, &number) == napi_ok)
     napi_set_named_property(env, error, "index", number);
   napi_throw(env, error);

@@ -294,17 +294,20 @@ fail:
   return NULL;
 }
 
+napi_status qmfleet_errno_error(napi_env env, int err, napi_value *out) {
+  napi_value msg, number;
+  napi_status s;
+  if ((s = napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg)) != napi_ok) return s;
+  if ((s = napi_create_error(env, NULL, msg, out)) != napi_ok) return s;
+  if ((s = napi_create_int32(env, err, &number)) != napi_ok) return s;
+  return napi_set_named_property(env, *out, "errno", number);
+}
+
 // { data, meta } for a batch that was read, or the Error for a root that could not be opened.
 static napi_status result_of(napi_env env, Batch *b, napi_value *out, bool *failed) {
   napi_status s;
   *failed = b->root_errno != 0;
-  if (*failed) {
-    napi_value msg, number;
-    if ((s = napi_create_string_utf8(env, strerror(b->root_errno), NAPI_AUTO_LENGTH, &msg)) != napi_ok) return s;
-    if ((s = napi_create_error(env, NULL, msg, out)) != napi_ok) return s;
-    if ((s = napi_create_int32(env, b->root_errno, &number)) != napi_ok) return s;
-    return napi_set_named_property(env, *out, "errno", number);
-  }
+  if (*failed) return qmfleet_errno_error(env, b->root_errno, out);
   napi_value data, meta, buffer;
   void *raw;
   size_t meta_bytes = b->count * META * sizeof(double);

@@ -77,6 +77,22 @@ function readOf(o: Outcome, what: string): QueueFileRead {
   return o;
 }
 
+/** The text of every outcome, each of which must have been read. */
+function textsOf(got: Outcome[], names?: string[]): string[] {
+  return got.map((o, i) => readOf(o, names?.[i] ?? "file").data.toString());
+}
+
+/** assert.throws' check of a file's QueueAccessError: its code, its path, and where given how its message starts. */
+function fileError(label: string, code: string, abs: string, messageStart?: string) {
+  return (err: unknown) => {
+    assert.ok(err instanceof QueueAccessError, `${label}: ${err}`);
+    assert.equal(err.code, code);
+    assert.equal(err.path, abs);
+    if (messageStart) assert.ok(err.message.startsWith(messageStart), err.message);
+    return true;
+  };
+}
+
 /** Both readers, each in its own batch: file(i) of every batch. */
 async function eachReader(root: string, req: BatchRequest): Promise<[string, FileBatch][]> {
   return [
@@ -295,7 +311,7 @@ describe("readBatch: directories along the paths", () => {
     ]) {
       const got = await readBoth(root, req);
       assert.deepEqual(
-        got.map((o, i) => readOf(o, paths[i] as string).data.toString()),
+        textsOf(got, paths),
         paths.map((p) => contents[p]),
       );
     }
@@ -309,15 +325,7 @@ describe("readBatch: directories along the paths", () => {
     for (const [name, batch] of await eachReader(root, { paths, limit: 0 })) {
       assert.equal(batch.file(0)?.data.toString(), "fine", name);
       for (const i of [1, 2]) {
-        assert.throws(
-          () => batch.file(i),
-          (err: unknown) => {
-            assert.ok(err instanceof QueueAccessError, `${name}: ${err}`);
-            assert.equal(err.code, "ENOTDIR");
-            assert.equal(err.path, `${root}/${paths[i]}`);
-            return true;
-          },
-        );
+        assert.throws(() => batch.file(i), fileError(name, "ENOTDIR", `${root}/${paths[i]}`));
       }
       assert.equal(batch.file(3)?.data.toString(), "fine", name);
     }
@@ -325,10 +333,7 @@ describe("readBatch: directories along the paths", () => {
     write(root, "bad/1", "one");
     write(root, "bad/2", "two");
     const got = await readBoth(root, { paths, limit: 0 });
-    assert.deepEqual(
-      got.map((o) => readOf(o, "file").data.toString()),
-      ["fine", "one", "two", "fine"],
-    );
+    assert.deepEqual(textsOf(got), ["fine", "one", "two", "fine"]);
   });
 });
 
@@ -389,10 +394,7 @@ describe("readBatch: nothing to read is undefined", () => {
     }
     for (const req of requests) {
       const got = await readBoth(root, at(req, [...links, "plain"]));
-      assert.deepEqual(
-        got.map((o) => readOf(o, "file").data.toString()),
-        [...links.map((l) => `file ${l}`), "plain"],
-      );
+      assert.deepEqual(textsOf(got), [...links.map((l) => `file ${l}`), "plain"]);
     }
   });
 
@@ -516,13 +518,7 @@ describe("readBatch: a file that cannot be read", () => {
           assert.equal(batch.file(1)?.data.toString(), "second", name);
           assert.throws(
             () => batch.file(2),
-            (err: unknown) => {
-              assert.ok(err instanceof QueueAccessError, `${name}: ${err}`);
-              assert.equal(err.code, "ENXIO");
-              assert.equal(err.path, `${root}/sock`);
-              assert.ok(err.message.startsWith(`cannot read ${root}/sock: ENXIO `), err.message);
-              return true;
-            },
+            fileError(name, "ENXIO", `${root}/sock`, `cannot read ${root}/sock: ENXIO `),
           );
           assert.equal(batch.file(3)?.data.toString(), "third", name);
           assert.equal(batch.file(0)?.data.toString(), "first", `${name}: again after the error`);
@@ -540,10 +536,7 @@ describe("readBatch: a file that cannot be read", () => {
     fs.rmSync(sock, { force: true });
     write(root, "sock", "a file now");
     const got = await readBoth(root, { paths, limit: 0 });
-    assert.deepEqual(
-      got.map((o) => readOf(o, "file").data.toString()),
-      ["first", "second", "a file now", "third"],
-    );
+    assert.deepEqual(textsOf(got), ["first", "second", "a file now", "third"]);
   });
 });
 

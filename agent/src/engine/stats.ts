@@ -79,7 +79,11 @@ function listing(abs: string): DirListing | undefined {
 /** Entries below abs, any type, symlinks not followed: what `find abs -print` lists, minus abs. */
 function below(abs: string): number {
   const l = listing(abs);
-  if (!l) return 0;
+  return l ? entriesBelow(abs, l) : 0;
+}
+
+/** below(abs) for a directory already listed. */
+function entriesBelow(abs: string, l: DirListing): number {
   let n = l.count;
   for (const dir of l.dirs) n += below(`${abs}/${dir}`);
   return n;
@@ -94,9 +98,10 @@ const messageFiles = (l: DirListing | undefined) => (l ? l.ids.length + l.odd.le
  */
 function countTodo(layout: QueueLayout): number {
   const abs = `${layout.root}/todo`;
-  const all = below(abs);
-  if (!layout.bigTodo) return all;
-  return all - readDirEntries(abs, true).filter((e) => e.isDirectory() && isMessageName(e.name)).length;
+  const l = listing(abs);
+  if (!l) return 0;
+  const all = entriesBelow(abs, l);
+  return layout.bigTodo ? all - l.dirs.filter(isMessageName).length : all;
 }
 
 interface BucketTotals {
@@ -168,7 +173,7 @@ function bucketTotals(
   const mess = listing(messDir);
   const info = listing(infoDir);
   const out: BucketTotals = {
-    mess: mess ? mess.count : 0,
+    mess: mess ? entriesBelow(messDir, mess) : 0,
     info: messageFiles(info),
     local: messageFiles(listing(`${root}/local/${n}`)),
     remote: messageFiles(listing(`${root}/remote/${n}`)),
@@ -176,7 +181,6 @@ function bucketTotals(
     oldest: 0,
     oldestUncached: 0,
   };
-  for (const dir of mess?.dirs ?? []) out.mess += below(`${messDir}/${dir}`);
   if (!detail) return out;
 
   // Birth times: cached ones as they are (0: found changed or gone, lstat'ed again).
