@@ -8,8 +8,14 @@ import { QueueBuilder, rebuildRealQueue } from "@qmfleet/test";
 import { compileFilter } from "./filter.js";
 import { fingerprintFile } from "./fingerprint.js";
 import { detectLayout, messagePaths } from "./layout.js";
-import type { QueuedMessage } from "./model.js";
-import { type ScanCandidate, type ScanSelection, scanQueue, scanQueueSync } from "./scan.js";
+import type { QueuedMessage, QueueLayout } from "./model.js";
+import {
+  type ScanCandidate,
+  type ScanOptions,
+  type ScanSelection,
+  scanQueue,
+  scanQueueSync,
+} from "./scan.js";
 
 let tmp: string;
 before(() => {
@@ -24,6 +30,36 @@ function scanAll(root: string, opts = {}): ScanCandidate[] {
 }
 function byId(list: ScanCandidate[]): Map<string, QueuedMessage> {
   return new Map(list.map((c) => [c.message.id, c.message]));
+}
+/** The read system calls this process has made so far (Linux's /proc/self/io). */
+const readCalls = () => Number(/syscr: (\d+)/.exec(fs.readFileSync("/proc/self/io", "utf8"))?.[1]);
+/**
+ * A synchronous scan and the read system calls it made: the fewer of two runs, since anything
+ * else in the process (code loaded on first use) can only add reads.
+ */
+function scanCountingReads(
+  layout: QueueLayout,
+  opts: ScanOptions,
+): { found: ScanCandidate[]; reads: number } {
+  const run = () => {
+    const before = readCalls();
+    const found = [...scanQueueSync(layout, opts)];
+    return { found, reads: readCalls() - before };
+  };
+  const first = run();
+  const second = run();
+  return second.reads < first.reads ? second : first;
+}
+/**
+ * The envelope files a scan can spare for these messages: info and each channel file of a
+ * preprocessed or bouncing message. A queued message's todo file is read either way (it says
+ * the message is queued); one being written has none.
+ */
+function envelopeFiles(list: ScanCandidate[]): number {
+  return list.reduce((sum, { message: m }) => {
+    if (m.state === "todo" || m.state === "being-written") return sum;
+    return sum + 1 + new Set(m.recipients.map((r) => r.channel)).size;
+  }, 0);
 }
 
 describe("scan: fingerprints", () => {
@@ -154,11 +190,9 @@ describe("scan: the real qmail queue", () => {
   test("a prefilter sees raw header blocks and spares the envelope reads of rejected messages", () => {
     const fx = rebuildRealQueue(freshRoot());
     const layout = detectLayout(fx.root);
-    const readCalls = () => Number(/syscr: (\d+)/.exec(fs.readFileSync("/proc/self/io", "utf8"))?.[1]);
     const count = (prefilter: (b: Buffer) => boolean) => {
-      const before = readCalls();
-      const ids = [...scanQueueSync(layout, { prefilter })].map((c) => c.message.id);
-      return { ids, reads: readCalls() - before };
+      const { found, reads } = scanCountingReads(layout, { prefilter });
+      return { ids: found.map((c) => c.message.id), reads, found };
     };
     const abcde = count((block) => block.includes("abcde.net"));
     const expected = fx.messages.filter((m) =>
@@ -170,8 +204,13 @@ describe("scan: the real qmail queue", () => {
     const all = count(() => true);
     assert.deepEqual(none.ids, []);
     assert.equal(all.ids.length, 14);
-    // 14 messages: with every envelope read, at least 2 reads more per message (info + a channel or todo).
-    assert.ok(all.reads - none.reads >= 28, `reads: all ${all.reads}, none ${none.reads}`);
+    // At least one read more for each envelope file the rejecting prefilter spared.
+    const spared = envelopeFiles(all.found);
+    assert.ok(spared > all.ids.length, `${spared} envelope files`);
+    assert.ok(
+      all.reads - none.reads >= spared,
+      `reads: all ${all.reads}, none ${none.reads}, spared ${spared}`,
+    );
   });
 
   test("headers: false skips decoding but keeps fingerprint and envelope", () => {
@@ -441,12 +480,7 @@ describe("scan with a selection (ScanOptions.select)", () => {
 
   test("a message its header criteria reject costs no envelope read; a bad filter fails before reading", () => {
     const { layout, q } = mixedQueue();
-    const readCalls = () => Number(/syscr: (\d+)/.exec(fs.readFileSync("/proc/self/io", "utf8"))?.[1]);
-    const reads = (select: ScanSelection) => {
-      const before = readCalls();
-      const found = [...scanQueueSync(layout, { select })].length;
-      return { found, reads: readCalls() - before };
-    };
+    const reads = (select: ScanSelection) => scanCountingReads(layout, { select });
     const nothing: ScanSelection = {
       filter: {
         criteria: [{ kind: "headerRegex", pattern: { source: "^X-Never:", caseInsensitive: false } }],
@@ -456,10 +490,15 @@ describe("scan with a selection (ScanOptions.select)", () => {
     const everything: ScanSelection = { filter: { criteria: [{ kind: "all" }] }, now: 0 };
     const none = reads(nothing);
     const all = reads(everything);
-    assert.equal(none.found, 0);
-    assert.equal(all.found, 314);
-    // Every message's head is read either way; the envelope (info + channel or todo) only for `all`.
-    assert.ok(all.reads - none.reads >= 2 * 314, `reads: all ${all.reads}, none ${none.reads}`);
+    assert.equal(none.found.length, 0);
+    assert.equal(all.found.length, 314);
+    // Every message's head is read either way; its envelope files only for `all`.
+    const spared = envelopeFiles(all.found);
+    assert.ok(spared > 600, `${spared} envelope files`);
+    assert.ok(
+      all.reads - none.reads >= spared,
+      `reads: all ${all.reads}, none ${none.reads}, spared ${spared}`,
+    );
     const bad: ScanSelection = {
       filter: { criteria: [{ kind: "headerRegex", pattern: { source: "(a", caseInsensitive: false } }] },
       now: 0,
@@ -522,13 +561,8 @@ describe("scan without the envelope (ScanOptions.envelope: false)", () => {
   test("names the same messages with the same fingerprints, states and headers, reading far less", async () => {
     const fx = rebuildRealQueue(freshRoot());
     const layout = detectLayout(fx.root);
-    const readCalls = () => Number(/syscr: (\d+)/.exec(fs.readFileSync("/proc/self/io", "utf8"))?.[1]);
-    let before = readCalls();
-    const whole = [...scanQueueSync(layout)];
-    const wholeReads = readCalls() - before;
-    before = readCalls();
-    const bare = [...scanQueueSync(layout, { envelope: false })];
-    const bareReads = readCalls() - before;
+    const { found: whole, reads: wholeReads } = scanCountingReads(layout, {});
+    const { found: bare, reads: bareReads } = scanCountingReads(layout, { envelope: false });
     const view = (c: ScanCandidate) => [
       c.message.id,
       c.message.fingerprint,
@@ -542,17 +576,12 @@ describe("scan without the envelope (ScanOptions.envelope: false)", () => {
       assert.deepEqual(c.message.recipients, []);
       assert.equal(c.message.birthTime, 0);
     }
-    // At least one read fewer per envelope file spared: info and each channel file of a
-    // preprocessed message (a queued one's todo file is read either way: it says it is queued).
-    const envelopeFiles = whole.reduce(
-      (sum, c) =>
-        sum + (c.message.state === "todo" ? 0 : 1 + new Set(c.message.recipients.map((r) => r.channel)).size),
-      0,
-    );
-    assert.ok(envelopeFiles > whole.length, `${envelopeFiles} envelope files for ${whole.length} messages`);
+    // At least one read fewer per envelope file spared.
+    const spared = envelopeFiles(whole);
+    assert.ok(spared > whole.length, `${spared} envelope files for ${whole.length} messages`);
     assert.ok(
-      wholeReads - bareReads >= envelopeFiles,
-      `reads: whole ${wholeReads}, bare ${bareReads}, envelope files ${envelopeFiles}`,
+      wholeReads - bareReads >= spared,
+      `reads: whole ${wholeReads}, bare ${bareReads}, spared ${spared}`,
     );
     const pipelined: ScanCandidate[] = [];
     for await (const c of scanQueue(layout, { envelope: false })) pipelined.push(c);
