@@ -7,8 +7,9 @@
 //
 // What it does is deliberately dumb: open each path (relative to the queue root) read-only,
 // never following a symlink, never blocking on a FIFO, without touching atime where allowed;
-// read up to `limit` bytes from the start (0: the whole file); report errno, size, mtime and
-// the bytes. Every decision about what the bytes mean stays in TypeScript.
+// read up to `limit` bytes from the start (0: the whole file, failing with EFBIG past 64 MiB);
+// report errno, size, mtime and the bytes. Every decision about what the bytes mean stays in
+// TypeScript.
 //
 // readFiles(root, paths, count, limit, flags) -> Promise<{ data: Buffer, meta: Float64Array }>
 // readFilesSync(root, paths, count, limit, flags) -> { data, meta }
@@ -122,6 +123,10 @@ static size_t head_length(const char *data, size_t length) {
 // A whole file is read in steps of this much, and on while it keeps filling them: the
 // envelope files are a few dozen bytes, so one read usually ends it without an fstat.
 #define WHOLE_STEP (64 * 1024)
+// And never past this: a file larger than any envelope (2 million recipients of 32 bytes) is
+// damage, and reading it whole would take the agent's memory. It fails with EFBIG.
+// batch-read.ts's WHOLE_FILE_MAX says the same.
+#define WHOLE_MAX (64 * 1024 * 1024)
 
 static void read_one(Batch *b, int dir_fd, const char *name, size_t i) {
   double *m = b->meta + i * META;
@@ -144,13 +149,17 @@ static void read_one(Batch *b, int dir_fd, const char *name, size_t i) {
   int err;
   if (b->limit > 0) {
     err = read_into(b, fd, b->limit, &got);
+  } else if (have_stat && st.st_size > WHOLE_MAX) {
+    err = EFBIG;
   } else {
+    // At most one byte past the cap: enough to tell a file that goes past it.
     size_t want = have_stat ? (size_t)st.st_size + 1 : WHOLE_STEP;
     err = read_into(b, fd, want, &got);
-    while (!err && got == want) {
-      want += WHOLE_STEP;
+    while (!err && got == want && want <= WHOLE_MAX) {
+      want = want + WHOLE_STEP > WHOLE_MAX ? WHOLE_MAX + 1 : want + WHOLE_STEP;
       err = read_into(b, fd, want, &got);
     }
+    if (!err && got > WHOLE_MAX) err = EFBIG;
   }
   if (!err && !have_stat && b->limit > 0 && got == b->limit) {
     if (fstat(fd, &st) != 0) err = errno;

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { type BatchRequest, FileBatch, type QueueFileRead, readBatch, readBatchSync } from "./batch-read.js";
 import { cutHeaderBlock } from "./headers.js";
 import { QueueAccessError } from "./layout.js";
+import { WHOLE_FILE_MAX } from "./queue-file.js";
 
 let tmp: string;
 before(() => {
@@ -154,6 +155,46 @@ describe("readBatch: limit 0 reads whole files", () => {
       { data: k200, size: k200.length, mtime: MTIME },
       { data: m3, size: m3.length, mtime: MTIME },
     ]);
+  });
+
+  test("a file past WHOLE_FILE_MAX fails with EFBIG naming it, the others read; twin: one of exactly WHOLE_FILE_MAX reads whole", async () => {
+    const root = freshRoot({ before: "T a@b\0", after: "F c@d\0" });
+    // Sparse: 64 MiB of zeros that take no disk.
+    for (const [name, size] of [
+      ["at", WHOLE_FILE_MAX],
+      ["past", WHOLE_FILE_MAX + 1],
+    ] as const) {
+      fs.closeSync(fs.openSync(path.join(root, name), "w"));
+      fs.truncateSync(path.join(root, name), size);
+    }
+    // With mtime the size is known before reading (fstat); without, the read in steps finds it.
+    for (const mtime of [false, true]) {
+      for (const [label, batch] of await eachReader(root, {
+        paths: ["before", "past", "at", "after"],
+        limit: 0,
+        mtime,
+      })) {
+        const what = `${label}, mtime ${mtime}`;
+        assert.equal(batch.file(0)?.data.toString(), "T a@b\0", what);
+        assert.throws(
+          () => batch.file(1),
+          fileError(
+            what,
+            "EFBIG",
+            path.join(root, "past"),
+            `cannot read ${path.join(root, "past")}: EFBIG (larger than any qmail envelope`,
+          ),
+        );
+        const at = batch.file(2);
+        assert.equal(at?.size, WHOLE_FILE_MAX, what);
+        assert.equal(at?.data.length, WHOLE_FILE_MAX, what);
+        assert.ok(
+          at?.data.every((b) => b === 0),
+          what,
+        );
+        assert.equal(batch.file(3)?.data.toString(), "F c@d\0", what);
+      }
+    }
   });
 });
 

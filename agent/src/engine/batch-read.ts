@@ -16,7 +16,7 @@ import { errnoCode, native, nativeFailure, type RawBatch } from "./native.js";
 export interface BatchRequest {
   /** Relative to the queue root. */
   paths: string[];
-  /** Bytes read from the start of each file; 0 reads them whole. */
+  /** Bytes read from the start of each file; 0 reads them whole (EFBIG past WHOLE_FILE_MAX, queue-file.ts). */
   limit: number;
   /** The mtime is wanted (an fstat for every file). */
   mtime?: boolean;

@@ -6,6 +6,7 @@ import { after, before, test } from "node:test";
 import { QueueBuilder, rebuildRealQueue } from "@qmfleet/test";
 import { checkQueue, type QueueProblem } from "./check.js";
 import { detectLayout } from "./layout.js";
+import { WHOLE_FILE_MAX } from "./queue-file.js";
 
 let tmp: string;
 before(() => {
@@ -64,5 +65,37 @@ test("every kind of damage is found, with the path and id concerned", async () =
   assert.ok(found.some((p) => p.kind === "split_mismatch" && /local\/ .*missing 4/.test(p.detail)));
   assert.ok(!found.some((p) => p.id === healthy.id), "the healthy message is not reported");
   assert.equal(fs.lstatSync(path.join(root, "info/2/777")).isSymbolicLink(), true, "nothing removed");
+  q.close();
+});
+
+test("an envelope file larger than any envelope is reported unread, and the check goes on; twin: one of exactly the cap is parsed", async () => {
+  const root = freshRoot();
+  const q = QueueBuilder.create(root, { split: 3 });
+  const huge = q.add({ message: "x\n" });
+  const atCap = q.add({ message: "x\n" });
+  const badInfo = q.add({ message: "x\n", raw: { info: Buffer.from("Fno-nul") } });
+  fs.truncateSync(path.join(root, huge.paths.remote), WHOLE_FILE_MAX + 1);
+  // One well-formed T record of exactly the cap: read and parsed, nothing to report.
+  const record = Buffer.alloc(WHOLE_FILE_MAX, "a");
+  record.write("T", 0);
+  record.write("@example.com\0", WHOLE_FILE_MAX - 13);
+  fs.writeFileSync(path.join(root, atCap.paths.remote), record);
+  const found = await problems(root);
+  assert.deepEqual(
+    found.filter((p) => p.id === huge.id),
+    [
+      {
+        kind: "malformed_recipients",
+        path: huge.paths.remote,
+        id: huge.id,
+        detail: `${huge.paths.remote}: larger than any envelope file (64 MiB), left unread`,
+      },
+    ],
+  );
+  assert.deepEqual(
+    found.filter((p) => p.id === atCap.id),
+    [],
+  );
+  assert.ok(found.some((p) => p.kind === "malformed_info" && p.id === badInfo.id));
   q.close();
 });

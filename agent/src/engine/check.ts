@@ -8,12 +8,13 @@ import {
   type DetectedLayout,
   isMessageName,
   messagePaths,
-  queueAccessError,
+  QueueAccessError,
   readDirEntries,
   SPLIT_DIRS,
   splitOf,
   todoDirs,
 } from "./layout.js";
+import { readQueueFile, readWholeFile, WHOLE_FILE_MAX } from "./queue-file.js";
 import { paced } from "./scan.js";
 
 /** Kinds as in proto QueueProblem. */
@@ -43,12 +44,15 @@ function entries(root: string, rel: string): fs.Dirent[] {
   return readDirEntries(`${root}/${rel}`, true);
 }
 
-function readBytes(abs: string): Buffer | undefined {
+/** What `parse` finds wrong with an envelope file, or that it is too large to be one; none when it is gone. */
+function envelopeProblems(abs: string, parse: (data: Buffer) => { problems: string[] }): string[] {
   try {
-    return fs.readFileSync(abs);
+    const read = readQueueFile(abs, readWholeFile);
+    return read ? parse(read.data).problems : [];
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw queueAccessError("read", abs, err);
+    if (err instanceof QueueAccessError && err.code === "EFBIG")
+      return [`larger than any envelope file (${WHOLE_FILE_MAX / 1024 / 1024} MiB), left unread`];
+    throw err;
   }
 }
 
@@ -132,8 +136,7 @@ function* checkAll(layout: DetectedLayout): Generator<QueueProblem> {
   }
   for (const id of todo) {
     const p = messagePaths(layout, id).todo;
-    const data = readBytes(`${root}/${p}`);
-    const problems = data ? parseTodo(data).problems : [];
+    const problems = envelopeProblems(`${root}/${p}`, parseTodo);
     if (problems.length > 0)
       yield { kind: "malformed_info", path: p, id, detail: `${p}: ${problems.join(", ")}` };
   }
@@ -183,16 +186,16 @@ function* checkAll(layout: DetectedLayout): Generator<QueueProblem> {
     for (const id of names.info) {
       const p = `info/${n}/${id}`;
       if (!mess.has(id)) yield { kind: "orphan_info", path: p, id, detail: `${p} has no mess/${n}/${id}` };
-      const data = readBytes(`${root}/${p}`);
-      const problems = data ? parseInfo(data).problems : [];
+      const problems = envelopeProblems(`${root}/${p}`, parseInfo);
       if (problems.length > 0)
         yield { kind: "malformed_info", path: p, id, detail: `${p}: ${problems.join(", ")}` };
     }
     for (const channel of ["local", "remote"] as const) {
       for (const id of names[channel]) {
         const p = `${channel}/${n}/${id}`;
-        const data = readBytes(`${root}/${p}`);
-        const problems = data ? parseRecipients(data, channel, VirtualDomains.none).problems : [];
+        const problems = envelopeProblems(`${root}/${p}`, (data) =>
+          parseRecipients(data, channel, VirtualDomains.none),
+        );
         if (problems.length > 0)
           yield { kind: "malformed_recipients", path: p, id, detail: `${p}: ${problems.join(", ")}` };
       }

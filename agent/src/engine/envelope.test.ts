@@ -11,7 +11,6 @@ import {
   parseInfo,
   parseRecipients,
   parseTodo,
-  splitRecords,
   VirtualDomains,
 } from "./envelope.js";
 
@@ -35,11 +34,31 @@ test("info: malformed files are read and reported", () => {
 });
 
 test("records: NUL-terminated, no trailing empty record; an empty record is reported", () => {
+  const r = parseRecipients(b("Ta\0Db\0"), "remote", VirtualDomains.none);
   assert.deepEqual(
-    splitRecords(b("Ta\0Db\0")).records.map((r) => `${r.type}${r.value.toString()}`),
+    r.recipients.map((x) => `${x.done ? "D" : "T"}${x.address}`),
     ["Ta", "Db"],
   );
+  assert.deepEqual(r.problems, []);
   assert.deepEqual(parseRecipients(b("Ta@x\0\0"), "remote", VirtualDomains.none).problems, ["empty record"]);
+});
+
+test("a problem found many times is listed once with how often, in the order first found", () => {
+  const r = parseRecipients(b("Qa\0\0Ta@x\0\0Qb\0\0Tc"), "remote", VirtualDomains.none);
+  assert.deepEqual(
+    r.recipients.map((x) => x.address),
+    ["a@x", "c"],
+  );
+  assert.deepEqual(r.problems, [
+    'unknown record type "Q" (2 times)',
+    "empty record (3 times)",
+    "missing final NUL",
+  ]);
+  // A damaged file of a million empty records: one line, no million strings.
+  const zeros = parseRecipients(Buffer.alloc(1_000_000), "local", VirtualDomains.none);
+  assert.deepEqual(zeros, { recipients: [], problems: ["empty record (1000000 times)"] });
+  assert.deepEqual(parseTodo(Buffer.alloc(1000)).problems, ["empty record (1000 times)", "no F record"]);
+  assert.deepEqual(parseInfo(b("\0\0Fa@b\0")), { sender: "a@b", problems: ["empty record (2 times)"] });
 });
 
 test("recipients: T and D records, unknown types skipped, a last record without NUL kept", () => {
@@ -48,7 +67,7 @@ test("recipients: T and D records, unknown types skipped, a last record without 
     r.recipients.map((x) => `${x.done ? "D" : "T"}${x.address}`),
     ["Dok@x", "Tdefer@x", "Tlast@x"],
   );
-  assert.deepEqual(r.problems, ["missing final NUL", 'unknown record type "Q"']);
+  assert.deepEqual(r.problems, ['unknown record type "Q"', "missing final NUL"]);
   assert.deepEqual(parseRecipients(b(""), "remote", VirtualDomains.none).problems, ["empty remote file"]);
 });
 

@@ -41,40 +41,43 @@ export function envelopeBytes(text: string): Buffer {
   return out;
 }
 
-export interface EnvelopeRecord {
-  /** The type byte as a character ("F", "T", "D", "u", "p"...), "" for an empty record. */
-  type: string;
-  value: Buffer;
+/**
+ * Problems in words ("missing final NUL"...), each listed once in the order first found, a
+ * repeated one with how often: a damaged file of a million empty records is one line, not a
+ * million strings.
+ */
+class Problems {
+  private readonly counts = new Map<string, number>();
+
+  add(problem: string): void {
+    this.counts.set(problem, (this.counts.get(problem) ?? 0) + 1);
+  }
+
+  list(): string[] {
+    return [...this.counts].map(([problem, n]) => (n === 1 ? problem : `${problem} (${n} times)`));
+  }
 }
 
-export interface RecordSplit {
-  records: EnvelopeRecord[];
-  /** Problems found, in words ("missing final NUL"...), empty when well formed. */
-  problems: string[];
-}
-
-/** Splits a file into records; a trailing record without NUL is kept and reported. */
-export function splitRecords(data: Buffer): RecordSplit {
-  const records: EnvelopeRecord[] = [];
-  const problems: string[] = [];
+/**
+ * Calls `each` with the type ("F", "T", "D", "u", "p"..., "" for an empty record) and value of
+ * every record of a file, in order, without keeping them (an envelope file can be large); a
+ * trailing record without NUL is passed on and reported. Returns how many records there were.
+ */
+function eachRecord(data: Buffer, problems: Problems, each: (type: string, value: Buffer) => void): number {
+  let count = 0;
   let start = 0;
   while (start < data.length) {
     let end = data.indexOf(0, start);
     if (end === -1) {
-      problems.push("missing final NUL");
+      problems.add("missing final NUL");
       end = data.length;
     }
-    if (end === start) {
-      records.push({ type: "", value: data.subarray(start, start) });
-    } else {
-      records.push({
-        type: String.fromCharCode(data[start] as number),
-        value: data.subarray(start + 1, end),
-      });
-    }
+    if (end === start) each("", data.subarray(start, start));
+    else each(String.fromCharCode(data[start] as number), data.subarray(start + 1, end));
+    count++;
     start = end + 1;
   }
-  return { records, problems };
+  return count;
 }
 
 function describeType(type: string): string {
@@ -92,16 +95,16 @@ export interface ParsedInfo {
 
 /** info/N/<id>: exactly one F record. */
 export function parseInfo(data: Buffer): ParsedInfo {
-  const { records, problems } = splitRecords(data);
-  if (records.length === 0) return { sender: "", problems: ["empty info file"] };
+  const problems = new Problems();
   let sender: string | undefined;
-  for (const r of records) {
-    if (r.type === "F" && sender === undefined) sender = envelopeText(r.value);
-    else if (r.type === "F") problems.push("more than one F record");
-    else problems.push(describeType(r.type));
-  }
-  if (sender === undefined) problems.push("no F record");
-  return { sender: sender ?? "", problems };
+  const count = eachRecord(data, problems, (type, value) => {
+    if (type === "F" && sender === undefined) sender = envelopeText(value);
+    else if (type === "F") problems.add("more than one F record");
+    else problems.add(describeType(type));
+  });
+  if (count === 0) return { sender: "", problems: ["empty info file"] };
+  if (sender === undefined) problems.add("no F record");
+  return { sender: sender ?? "", problems: problems.list() };
 }
 
 export interface ParsedRecipients {
@@ -111,19 +114,19 @@ export interface ParsedRecipients {
 
 /** local/N/<id> or remote/N/<id>: T and D records; other records are reported and skipped. */
 export function parseRecipients(data: Buffer, channel: Channel, vdoms: VirtualDomains): ParsedRecipients {
-  const { records, problems } = splitRecords(data);
-  if (records.length === 0) problems.push(`empty ${channel} file`);
+  const problems = new Problems();
   const recipients: Recipient[] = [];
-  for (const r of records) {
-    if (r.type === "T" || r.type === "D") {
-      const stored = envelopeText(r.value);
+  const count = eachRecord(data, problems, (type, value) => {
+    if (type === "T" || type === "D") {
+      const stored = envelopeText(value);
       const address = channel === "local" ? vdoms.strip(stored) : stored;
-      recipients.push({ channel, address, stored, done: r.type === "D" });
+      recipients.push({ channel, address, stored, done: type === "D" });
     } else {
-      problems.push(describeType(r.type));
+      problems.add(describeType(type));
     }
-  }
-  return { recipients, problems };
+  });
+  if (count === 0) problems.add(`empty ${channel} file`);
+  return { recipients, problems: problems.list() };
 }
 
 export interface ParsedTodo {
@@ -137,20 +140,21 @@ export interface ParsedTodo {
 
 /** todo/<id> and intd/<id>: u, p, F, then T records. */
 export function parseTodo(data: Buffer): ParsedTodo {
-  const { records, problems } = splitRecords(data);
-  const out: ParsedTodo = { uid: undefined, pid: undefined, sender: "", recipients: [], problems };
+  const problems = new Problems();
+  const out: ParsedTodo = { uid: undefined, pid: undefined, sender: "", recipients: [], problems: [] };
   let sawSender = false;
-  for (const r of records) {
-    const text = envelopeText(r.value);
-    if (r.type === "u") out.uid = Number(text);
-    else if (r.type === "p") out.pid = Number(text);
-    else if (r.type === "F" && !sawSender) {
+  eachRecord(data, problems, (type, value) => {
+    const text = envelopeText(value);
+    if (type === "u") out.uid = Number(text);
+    else if (type === "p") out.pid = Number(text);
+    else if (type === "F" && !sawSender) {
       out.sender = text;
       sawSender = true;
-    } else if (r.type === "T") out.recipients.push(text);
-    else problems.push(r.type === "F" ? "more than one F record" : describeType(r.type));
-  }
-  if (!sawSender) problems.push("no F record");
+    } else if (type === "T") out.recipients.push(text);
+    else problems.add(type === "F" ? "more than one F record" : describeType(type));
+  });
+  if (!sawSender) problems.add("no F record");
+  out.problems = problems.list();
   return out;
 }
 

@@ -40,7 +40,9 @@ export function queueAccessError(op: string, filePath: string, err: unknown): Qu
         ? "check the queue root: qmail's is /var/qmail/queue, some systems use /var/spool/qmail"
         : code === "ENOTDIR"
           ? "the queue root must be qmail's queue directory"
-          : "check the file system";
+          : code === "EFBIG"
+            ? "larger than any qmail envelope file (64 MiB): damaged, look at it by hand"
+            : "check the file system";
   return new QueueAccessError(`cannot ${op} ${filePath}: ${code} (${fix})`, filePath, code);
 }
 

@@ -26,6 +26,7 @@ import {
   verifyTarget,
 } from "./purge-target.js";
 import { alarmQmailSend, findQmailSend, pullTrigger } from "./qmail-send.js";
+import { WHOLE_FILE_MAX } from "./queue-file.js";
 import { paced } from "./scan.js";
 
 export interface LiveOptions {
@@ -76,7 +77,9 @@ function markDone(abs: string): number {
     throw queueAccessError("open", abs, error);
   }
   try {
-    if (!fs.fstatSync(fd).isFile()) throw new Error(`${abs} is not a regular file: left alone`);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new Error(`${abs} is not a regular file: left alone`);
+    if (st.size > WHOLE_FILE_MAX) throw queueAccessError("read", abs, { code: "EFBIG" });
     const data = fs.readFileSync(fd);
     const d = Buffer.from("D");
     let marked = 0;

@@ -14,7 +14,7 @@ import { messagePaths, queueAccessError, queuePath } from "./layout.js";
 import type { MessagePaths, QueueLayout, Recipient } from "./model.js";
 import type { PlannedMessage } from "./plan.js";
 import type { Quarantine } from "./quarantine.js";
-import { readQueueFile } from "./queue-file.js";
+import { readQueueFile, readWholeFile } from "./queue-file.js";
 
 export type OutcomeKind = "neutralized" | "retired" | "removed" | "skipped_changed" | "gone" | "failed";
 
@@ -132,10 +132,7 @@ export function oddEntry(abs: string, rel: string): string | undefined {
 
 /** A whole envelope file with its mtime (seconds), undefined when there is none to read. */
 function readEnvelopeFile(abs: string): { data: Buffer; mtime: number } | undefined {
-  return readQueueFile(abs, (fd) => ({
-    data: fs.readFileSync(fd),
-    mtime: Math.floor(fs.fstatSync(fd).mtimeMs / 1000),
-  }));
+  return readQueueFile(abs, readWholeFile);
 }
 
 export interface TargetEnvelope {

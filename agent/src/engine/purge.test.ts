@@ -29,6 +29,7 @@ import {
 } from "./purge.js";
 import type { MessageOutcome } from "./purge-target.js";
 import { DEFAULT_QMAIL_SEND_CONFIG, findQmailSend } from "./qmail-send.js";
+import { WHOLE_FILE_MAX } from "./queue-file.js";
 
 let dir: string;
 let root: string;
@@ -337,6 +338,43 @@ describe("what changed between preview and execute", () => {
       snapshot([a, b].map((m) => ({ ...m, written: m.written.filter((r) => !r.startsWith("remote")) }))),
       before,
     );
+  });
+
+  it("fails a message whose envelope file grew past any envelope's size, touching nothing", async () => {
+    const a = spam(1);
+    const b = spam(2);
+    const { plan } = await preview();
+    fs.truncateSync(path.join(root, a.paths.remote), WHOLE_FILE_MAX + 1);
+    const before = snapshot([{ ...a, written: a.written.filter((r) => !r.startsWith("remote")) }]);
+    const { report, outcomes } = await execute(plan.planId);
+    assert.deepEqual(kinds(outcomes, a.id), ["failed"]);
+    assert.match(
+      outcomes.find((o) => o.id === a.id)?.error ?? "",
+      new RegExp(`cannot read .*${a.paths.remote}: EFBIG \\(larger than any qmail envelope file`),
+    );
+    // A stopped purge stops at a failure (as at a failed unlink), saying what went: nothing.
+    assert.match(report.error ?? "", /stopped at message \d+: .*EFBIG.*; removed of it: nothing/);
+    assert.deepEqual(kinds(outcomes, b.id), []);
+    assert.equal(report.notProcessed, 1);
+    assert.ok(b.written.every(exists));
+    assert.equal(fs.statSync(path.join(root, a.paths.remote)).size, WHOLE_FILE_MAX + 1);
+    assert.deepEqual(snapshot([{ ...a, written: a.written.filter((r) => !r.startsWith("remote")) }]), before);
+  });
+
+  it("live, without quarantine: the mark step refuses such a file, the others are neutralized", async () => {
+    const a = spam(1);
+    const b = spam(2);
+    const { plan } = await preview(SPAM, { filter: SPAM, mode: "live", quarantine: false });
+    fs.truncateSync(path.join(root, a.paths.remote), WHOLE_FILE_MAX + 1);
+    const { outcomes } = await execute(plan.planId, { retireTimeoutMs: 300 });
+    assert.deepEqual(kinds(outcomes, a.id), ["failed"]);
+    assert.match(
+      outcomes.find((o) => o.id === a.id)?.error ?? "",
+      /: EFBIG \(larger than any qmail envelope/,
+    );
+    assert.deepEqual(kinds(outcomes, b.id), ["neutralized"]);
+    assert.equal(fs.statSync(path.join(root, a.paths.remote)).size, WHOLE_FILE_MAX + 1);
+    assert.ok(a.written.every(exists));
   });
 
   it("does not touch a message whose mess is a symlink (never followed)", async () => {

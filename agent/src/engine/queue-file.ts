@@ -29,3 +29,17 @@ export function readQueueFile<T>(abs: string, read: (fd: number) => T): T | unde
     fs.closeSync(fd);
   }
 }
+
+/**
+ * The most a whole-file read takes (the envelope files: info, local, remote, todo). Past it a
+ * file is damage, not an envelope (2 million recipients of 32 bytes), and reading it would take
+ * the agent's memory. queue_files.c's WHOLE_MAX is the same.
+ */
+export const WHOLE_FILE_MAX = 64 * 1024 * 1024;
+
+/** The whole of an open queue file and its mtime (seconds); EFBIG past WHOLE_FILE_MAX. */
+export function readWholeFile(fd: number): { data: Buffer; mtime: number } {
+  const st = fs.fstatSync(fd);
+  if (st.size > WHOLE_FILE_MAX) throw Object.assign(new Error("file too large"), { code: "EFBIG" });
+  return { data: fs.readFileSync(fd), mtime: Math.floor(st.mtimeMs / 1000) };
+}
