@@ -17,14 +17,7 @@
 import * as fs from "node:fs";
 import { messagePaths, queueAccessError, queuePath } from "./layout.js";
 import type { PlannedMessage } from "./plan.js";
-import {
-  lstatQueueFile,
-  oddEntry,
-  type PurgeRun,
-  quarantineTarget,
-  untouched,
-  verifyTarget,
-} from "./purge-target.js";
+import { lstatQueueFile, type PurgeRun, quarantineTarget, untouched, verifyTarget } from "./purge-target.js";
 import { alarmQmailSend, findQmailSend, pullTrigger } from "./qmail-send.js";
 import { WHOLE_FILE_MAX } from "./queue-file.js";
 import { paced } from "./scan.js";
@@ -142,9 +135,7 @@ export async function purgeLive(
         });
         return undefined;
       }
-      const odd = (["info", "local", "remote", "bounce"] as const)
-        .map((k) => oddEntry(t.abs(t.paths[k]), t.paths[k]))
-        .find((d) => d !== undefined);
+      const { odd } = t.presentFiles(["info", "local", "remote", "bounce"] as const);
       if (odd) {
         await run.emit({ ...base, outcome: "failed", error: odd });
         return undefined;
