@@ -125,7 +125,7 @@ static size_t head_length(const char *data, size_t length) {
 #define WHOLE_STEP (64 * 1024)
 // And never past this: a file larger than any envelope (2 million recipients of 32 bytes) is
 // damage, and reading it whole would take the agent's memory. It fails with EFBIG.
-// batch-read.ts's WHOLE_FILE_MAX says the same.
+// queue-file.ts's WHOLE_FILE_MAX says the same.
 #define WHOLE_MAX (64 * 1024 * 1024)
 
 static void read_one(Batch *b, int dir_fd, const char *name, size_t i) {

@@ -47,8 +47,8 @@ function entries(root: string, rel: string): fs.Dirent[] {
 /** What `parse` finds wrong with an envelope file, or that it is too large to be one; none when it is gone. */
 function envelopeProblems(abs: string, parse: (data: Buffer) => { problems: string[] }): string[] {
   try {
-    const read = readQueueFile(abs, readWholeFile);
-    return read ? parse(read.data).problems : [];
+    const data = readQueueFile(abs, readWholeFile);
+    return data ? parse(data).problems : [];
   } catch (err) {
     if (err instanceof QueueAccessError && err.code === "EFBIG")
       return [`larger than any envelope file (${WHOLE_FILE_MAX / 1024 / 1024} MiB), left unread`];

@@ -37,9 +37,9 @@ export function readQueueFile<T>(abs: string, read: (fd: number) => T): T | unde
  */
 export const WHOLE_FILE_MAX = 64 * 1024 * 1024;
 
-/** The whole of an open queue file and its mtime (seconds); EFBIG past WHOLE_FILE_MAX. */
-export function readWholeFile(fd: number): { data: Buffer; mtime: number } {
-  const st = fs.fstatSync(fd);
-  if (st.size > WHOLE_FILE_MAX) throw Object.assign(new Error("file too large"), { code: "EFBIG" });
-  return { data: fs.readFileSync(fd), mtime: Math.floor(st.mtimeMs / 1000) };
+/** The whole of an open queue file; EFBIG past WHOLE_FILE_MAX. */
+export function readWholeFile(fd: number): Buffer {
+  if (fs.fstatSync(fd).size > WHOLE_FILE_MAX)
+    throw Object.assign(new Error("file too large"), { code: "EFBIG" });
+  return fs.readFileSync(fd);
 }
