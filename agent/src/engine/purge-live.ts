@@ -17,9 +17,9 @@
 import * as fs from "node:fs";
 import { messagePaths, queueAccessError, queuePath } from "./layout.js";
 import type { PlannedMessage } from "./plan.js";
-import { lstatQueueFile, type PurgeRun, quarantineTarget, untouched, verifyTarget } from "./purge-target.js";
+import { type PurgeRun, quarantineTarget, untouched, verifyTarget } from "./purge-target.js";
 import { alarmQmailSend, findQmailSend, pullTrigger } from "./qmail-send.js";
-import { WHOLE_FILE_MAX } from "./queue-file.js";
+import { lstatQueueFile, WHOLE_FILE_MAX } from "./queue-file.js";
 import { paced } from "./scan.js";
 
 export interface LiveOptions {

@@ -23,7 +23,6 @@ import { PurgeJournal } from "./journal.js";
 import { queueAccessError } from "./layout.js";
 import type { PlannedMessage } from "./plan.js";
 import {
-  lstatQueueFile,
   type MessageOutcome,
   type PurgeRun,
   quarantineTarget,
@@ -42,6 +41,7 @@ import {
   stopQmailSend,
 } from "./qmail-send.js";
 import type { Quarantine } from "./quarantine.js";
+import { lstatQueueFile } from "./queue-file.js";
 import { paced } from "./scan.js";
 
 /** qmail's order: the message itself goes last. */

@@ -43,3 +43,16 @@ export function readWholeFile(fd: number): Buffer {
     throw Object.assign(new Error("file too large"), { code: "EFBIG" });
   return fs.readFileSync(fd);
 }
+
+/**
+ * The lstat of a queue file, undefined when absent. Absence is told without an exception: a
+ * purge asks for every file a message might have, most are absent, and a throwing lstat costs
+ * three times a quiet one (9 against 3 us here), inside qmail-send's downtime in stopped mode.
+ */
+export function lstatQueueFile(abs: string): fs.BigIntStats | undefined {
+  try {
+    return fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+  } catch (error) {
+    throw queueAccessError("stat", abs, error);
+  }
+}

@@ -14,9 +14,10 @@
 // AUTO_DETAIL_LIMIT messages unless asked for, and the result says so (detailed: false).
 
 import * as fs from "node:fs";
-import { isMessageName, messageFileNames, queueAccessError, readDirEntries, todoDirs } from "./layout.js";
+import { isMessageName, messageFileNames, readDirEntries, todoDirs } from "./layout.js";
 import type { QueueLayout, QueueStats } from "./model.js";
 import { type DirListing, native, nativeFailure } from "./native.js";
+import { lstatQueueFile } from "./queue-file.js";
 
 /** Past this many messages, bytes and ages are left out unless asked for or cached (StatsOptions). */
 export const AUTO_DETAIL_LIMIT = 200_000;
@@ -145,15 +146,6 @@ function statIds(dir: string, ids: Float64Array): Float64Array {
   }
 }
 
-/** The lstat of a file with an odd name (never cached), undefined when absent. */
-function lstatOdd(abs: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(abs, { throwIfNoEntry: false });
-  } catch (err) {
-    throw queueAccessError("stat", abs, err);
-  }
-}
-
 /**
  * Split dir N: entries below mess/N, message files in info/N, local/N and remote/N, and with
  * `detail` the sizes of mess/N/* and the mtimes of info/N/*, taken from `before` (the cache's
@@ -210,8 +202,8 @@ function bucketTotals(
     out.oldest = older(out.oldest, mtime);
   });
   for (const name of info?.odd ?? []) {
-    const st = lstatOdd(`${infoDir}/${name}`);
-    const mtime = st ? Math.floor(st.mtimeMs / 1000) : 0;
+    const st = lstatQueueFile(`${infoDir}/${name}`);
+    const mtime = st ? Number(st.mtimeMs / 1000n) : 0;
     out.oldest = older(out.oldest, mtime);
     out.oldestUncached = older(out.oldestUncached, mtime);
   }
@@ -247,7 +239,7 @@ function bucketTotals(
       messSizes[cachedCount++] = size;
     }
   });
-  for (const name of mess?.odd ?? []) out.bytes += lstatOdd(`${messDir}/${name}`)?.size ?? 0;
+  for (const name of mess?.odd ?? []) out.bytes += Number(lstatQueueFile(`${messDir}/${name}`)?.size ?? 0);
   out.cached = {
     messIds: messIds.slice(0, cachedCount),
     messSizes: messSizes.slice(0, cachedCount),
