@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "addon.h"
+#include "queue_uring.h"
 
 #define META 4
 #define WANT_STAT 1
@@ -128,6 +129,22 @@ static size_t head_length(const char *data, size_t length) {
 // queue-file.ts's WHOLE_FILE_MAX says the same.
 #define WHOLE_MAX (64 * 1024 * 1024)
 
+// The file's name within its directory: what follows the last slash.
+static char *name_in_dir(char *path) {
+  char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+// File i's result, its `got` bytes already at the end of the batch's data.
+static void keep(Batch *b, size_t i, size_t got, size_t size, time_t mtime) {
+  double *m = b->meta + i * META;
+  m[1] = (double)size;
+  m[2] = (double)mtime;
+  if (b->head_only) got = head_length(b->data + b->used, got);
+  m[3] = (double)got;
+  b->used += got;
+}
+
 static void read_one(Batch *b, int dir_fd, const char *name, size_t i) {
   double *m = b->meta + i * META;
   int fd = open_queue_file(dir_fd, name);
@@ -166,53 +183,108 @@ static void read_one(Batch *b, int dir_fd, const char *name, size_t i) {
     else have_stat = 1;
   }
   close(fd);
-  if (err) {
-    m[0] = err;
-    return;
-  }
-  m[1] = have_stat && b->limit > 0 ? (double)st.st_size : (double)got;
-  m[2] = b->want_stat ? (double)st.st_mtim.tv_sec : 0;
-  if (b->head_only) got = head_length(b->data + b->used, got);
-  m[3] = (double)got;
-  b->used += got;
+  if (err) m[0] = err;
+  else keep(b, i, got, have_stat && b->limit > 0 ? (size_t)st.st_size : got, b->want_stat ? st.st_mtim.tv_sec : 0);
 }
 
-// Each file is opened relative to its directory, opened once for each run of paths in the same
-// one (a chunk's files of a kind are all in one split dir): the kernel then looks up one name
-// per file instead of three. Directories along the way resolve as they would in the whole
-// path (only the file itself is never followed); a directory that cannot be opened fails each
-// of its files with its errno, as opening them by the whole path would.
+// Through io_uring (queue_uring.c), file k of the last run read there (open as fd), as file i of
+// the batch: 1 when that read decides it, 0 when the file is to be read again the plain way.
+static int take_uring_read(Batch *b, size_t i, size_t k, int fd, int res, size_t want) {
+  double *m = b->meta + i * META;
+  if (res == -ENOENT) {
+    m[0] = ENOENT;
+    return 1;
+  }
+  if (res < 0) return 0;  // the plain read tells what the failure is
+  // A read that filled its slot: `limit` bytes of a longer file, or a whole file that may go on
+  // past the slot (read again the plain way, from its start).
+  int filled = (size_t)res >= want;
+  if (filled && b->limit == 0) return 0;
+  struct stat st;
+  int have_stat = b->want_stat || filled;
+  if (have_stat && fstat(fd, &st) != 0) return 0;
+  size_t got = (size_t)res;
+  if (reserve(b, got) != 0) return 0;
+  memcpy(b->data + b->used, qmfleet_uring_slot(k), got);
+  keep(b, i, got, have_stat && b->limit > 0 ? (size_t)st.st_size : got, b->want_stat ? st.st_mtim.tv_sec : 0);
+  return 1;
+}
+
+// The directories of a batch's files, each opened once.
+typedef struct Dirs {
+  size_t count;
+  struct Dir {
+    const char *path;  // the file's path, of which the first `length` bytes name the directory
+    size_t length;
+    int fd;  // or -errno
+  } *list;
+} Dirs;
+
+// The directory of `path` (the part before its last slash; the root for a bare name), opened
+// O_PATH on first use: its fd, or -errno. Directories along the way resolve as they would in the
+// whole path (only the file itself is never followed); one that cannot be opened fails each of
+// its files with its errno, as opening them by the whole path would.
+static int dir_of(Dirs *dirs, int root_fd, char *path) {
+  size_t length = (size_t)(name_in_dir(path) - path);
+  if (length == 0) return root_fd;
+  // Most batches are one directory's files, and a chunk's files of a kind always are.
+  for (size_t d = dirs->count; d-- > 0;) {
+    struct Dir *dir = &dirs->list[d];
+    if (dir->length == length && memcmp(dir->path, path, length) == 0) return dir->fd;
+  }
+  path[length - 1] = 0;
+  int fd = openat(root_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fd = -errno;
+  path[length - 1] = '/';
+  dirs->list[dirs->count++] = (struct Dir){path, length, fd};
+  return fd;
+}
+
+// Each file is opened relative to its directory, opened once a batch: the kernel then looks up
+// one name per file instead of three. The files are read URING_RUN at a time through io_uring
+// where the kernel allows, each one it leaves undecided (and all of them without it) the plain
+// way, in the batch's order.
 static void read_all(Batch *b) {
   int root_fd = open(b->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) {
     b->root_errno = errno;
     return;
   }
-  int dir_fd = root_fd, dir_errno = 0;
-  const char *dir = "";
-  size_t dir_length = 0;
-  for (size_t i = 0; i < b->count; i++) {
-    char *path = b->paths[i];
-    char *slash = strrchr(path, '/');
-    size_t length = slash ? (size_t)(slash - path) : 0;
-    if (length != dir_length || memcmp(path, dir, length) != 0) {
-      if (dir_fd != root_fd) close(dir_fd);
-      dir_fd = root_fd;
-      dir_errno = 0;
-      if (slash) {
-        *slash = 0;
-        int fd = openat(root_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        *slash = '/';
-        if (fd >= 0) dir_fd = fd;
-        else dir_errno = errno;
+  Dirs dirs = {0, calloc(b->count ? b->count : 1, sizeof(struct Dir))};
+  int *dir_fds = malloc((b->count ? b->count : 1) * sizeof(int));
+  if (!dirs.list || !dir_fds) {
+    b->root_errno = ENOMEM;
+  } else {
+    for (size_t i = 0; i < b->count; i++) dir_fds[i] = dir_of(&dirs, root_fd, b->paths[i]);
+    // A whole file longer than a slot is read again the plain way, from its start.
+    size_t want = b->limit > 0 ? b->limit : URING_SLOT;
+    char *names[URING_RUN];
+    int fds[URING_RUN], results[URING_RUN], run_dirs[URING_RUN];
+    for (size_t from = 0; from < b->count; from += URING_RUN) {
+      size_t to = b->count - from < URING_RUN ? b->count : from + URING_RUN, sent = 0;
+      for (size_t i = from; i < to; i++) {
+        if (dir_fds[i] < 0) continue;
+        run_dirs[sent] = dir_fds[i];
+        names[sent++] = name_in_dir(b->paths[i]);
       }
-      dir = path;
-      dir_length = length;
+      int flags = READ_FLAGS | (noatime_allowed ? O_NOATIME : 0);
+      int used = sent > 0 && qmfleet_uring_read(run_dirs, names, sent, flags, want, fds, results) == 0;
+      for (size_t i = from, k = 0; i < to; i++) {
+        if (dir_fds[i] < 0) {
+          b->meta[i * META] = -dir_fds[i];
+          continue;
+        }
+        if (!used || !take_uring_read(b, i, k, fds[k], results[k], want))
+          read_one(b, dir_fds[i], name_in_dir(b->paths[i]), i);
+        k++;
+      }
+      if (used) qmfleet_uring_close(fds, sent);
     }
-    if (dir_errno) b->meta[i * META] = dir_errno;
-    else read_one(b, dir_fd, slash ? slash + 1 : path, i);
   }
-  if (dir_fd != root_fd) close(dir_fd);
+  for (size_t d = 0; d < dirs.count; d++)
+    if (dirs.list[d].fd >= 0) close(dirs.list[d].fd);
+  free(dirs.list);
+  free(dir_fds);
   close(root_fd);
 }
 
@@ -434,8 +506,38 @@ fail:
   return NULL;
 }
 
+// readerKind() -> "io_uring" or "plain (why)": how this thread's reads go.
+static napi_value reader_kind(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value kind;
+  if (napi_create_string_utf8(env, qmfleet_uring_kind(), NAPI_AUTO_LENGTH, &kind) != napi_ok) return NULL;
+  return kind;
+}
+
+// useIoUring(on) -> whether it was on: turns the io_uring fast path on or off for every later
+// read (tests, and QMFLEET_IO_URING=0 at load for a kernel an admin does not trust with it).
+static napi_value use_io_uring(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool on;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_value_bool(env, argv[0], &on) != napi_ok) {
+    napi_throw_type_error(env, NULL, "queue_files: useIoUring(on: boolean)");
+    return NULL;
+  }
+  napi_value was;
+  if (napi_get_boolean(env, qmfleet_uring_enable(on), &was) != napi_ok) return NULL;
+  return was;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
+  const char *setting = getenv("QMFLEET_IO_URING");
+  if (setting && strcmp(setting, "0") == 0) qmfleet_uring_enable(0);
+  if (napi_create_function(env, "readerKind", NAPI_AUTO_LENGTH, reader_kind, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "readerKind", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "useIoUring", NAPI_AUTO_LENGTH, use_io_uring, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "useIoUring", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "readFiles", NAPI_AUTO_LENGTH, read_files, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "readFiles", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "readFilesSync", NAPI_AUTO_LENGTH, read_files_sync, NULL, &fn) != napi_ok) return NULL;

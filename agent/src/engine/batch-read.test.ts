@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { type BatchRequest, FileBatch, type QueueFileRead, readBatch, readBatchSync } from "./batch-read.js";
 import { cutHeaderBlock } from "./headers.js";
 import { QueueAccessError } from "./layout.js";
+import { native } from "./native.js";
 import { WHOLE_FILE_MAX } from "./queue-file.js";
 
 let tmp: string;
@@ -65,11 +66,27 @@ function outcomesOf(batch: FileBatch, count: number): Outcome[] {
   return out;
 }
 
-/** Reads req with readBatchSync and with readBatch, which must give the same; returns what they give. */
+/** readBatchSync with the io_uring fast path turned off: every file through the plain calls. */
+function readBatchPlain(root: string, req: BatchRequest): FileBatch {
+  const was = native.useIoUring(false);
+  try {
+    return readBatchSync(root, req);
+  } finally {
+    native.useIoUring(was);
+  }
+}
+
+/**
+ * Reads req with readBatchSync, with readBatch and with the plain calls only, which must all
+ * give the same (where the kernel has io_uring, the first two read through it); returns what
+ * they give.
+ */
 async function readBoth(root: string, req: BatchRequest): Promise<Outcome[]> {
   const sync = outcomesOf(readBatchSync(root, req), req.paths.length);
   const pooled = outcomesOf(await readBatch(root, req), req.paths.length);
   assert.deepEqual(pooled, sync, "readBatch gives what readBatchSync gives");
+  const plain = outcomesOf(readBatchPlain(root, req), req.paths.length);
+  assert.deepEqual(plain, sync, "the plain calls give what the io_uring fast path gives");
   return sync;
 }
 
@@ -94,11 +111,12 @@ function fileError(label: string, code: string, abs: string, messageStart?: stri
   };
 }
 
-/** Both readers, each in its own batch: file(i) of every batch. */
+/** Both readers and the plain calls, each in its own batch: file(i) of every batch. */
 async function eachReader(root: string, req: BatchRequest): Promise<[string, FileBatch][]> {
   return [
     ["readBatchSync", readBatchSync(root, req)],
     ["readBatch", await readBatch(root, req)],
+    ["readBatchSync, plain calls", readBatchPlain(root, req)],
   ];
 }
 
@@ -466,7 +484,8 @@ describe("readBatch: a FIFO", () => {
   /**
    * file(i) of every path, from readBatch and from readBatchSync, guarded against a blocking
    * open: readBatch raced against a timer (a writer opening the FIFO then lets the pool thread
-   * go on), readBatchSync in a child process killed at a timeout.
+   * go on), readBatchSync in a child process killed at a timeout, once as the agent reads and
+   * once with the plain calls only (QMFLEET_IO_URING=0).
    */
   async function guardedReads(root: string, fifo: string, req: BatchRequest) {
     let timer: NodeJS.Timeout | undefined;
@@ -489,21 +508,26 @@ describe("readBatch: a FIFO", () => {
       "});",
       "console.log(JSON.stringify(out));",
     ].join("\n");
-    const child = spawnSync(
-      process.execPath,
-      ["--conditions=qmfleet-source", "--import", "tsx", "--input-type=module", "-e", script],
-      {
-        cwd: fileURLToPath(new URL("../..", import.meta.url)),
-        encoding: "utf8",
-        timeout: 30_000,
-        killSignal: "SIGKILL",
-      },
-    );
-    assert.equal(child.signal, null, "readBatchSync blocked on a FIFO (killed at the timeout)");
-    assert.equal(child.status, 0, child.stderr);
+    const inChild = (env: NodeJS.ProcessEnv): Encoded[] => {
+      const child = spawnSync(
+        process.execPath,
+        ["--conditions=qmfleet-source", "--import", "tsx", "--input-type=module", "-e", script],
+        {
+          cwd: fileURLToPath(new URL("../..", import.meta.url)),
+          env,
+          encoding: "utf8",
+          timeout: 30_000,
+          killSignal: "SIGKILL",
+        },
+      );
+      assert.equal(child.signal, null, "readBatchSync blocked on a FIFO (killed at the timeout)");
+      assert.equal(child.status, 0, child.stderr);
+      return JSON.parse(child.stdout) as Encoded[];
+    };
     return {
       pooled: outcomesOf(pooled, req.paths.length).map(encode),
-      sync: JSON.parse(child.stdout) as Encoded[],
+      sync: inChild(process.env),
+      plain: inChild({ ...process.env, QMFLEET_IO_URING: "0" }),
     };
   }
 
@@ -524,8 +548,9 @@ describe("readBatch: a FIFO", () => {
   }, async () => {
     const { root, fifo } = fifoRoot();
     const req = requests[0] as BatchRequest;
-    const { pooled, sync } = await guardedReads(root, fifo, req);
+    const { pooled, sync, plain } = await guardedReads(root, fifo, req);
     assert.deepEqual(sync, pooled, "readBatchSync gives what readBatch gives");
+    assert.deepEqual(plain, pooled, "the plain calls give what the agent's reads give");
     assert.deepEqual(pooled[0], [Buffer.from("before").toString("hex"), 6, 0]);
     assert.deepEqual(pooled[2], [Buffer.from("after!").toString("hex"), 6, 0]);
   });
@@ -533,8 +558,9 @@ describe("readBatch: a FIFO", () => {
   test("reads as empty data, size 0", { timeout: 120_000 }, async () => {
     const { root, fifo } = fifoRoot();
     for (const req of requests) {
-      const { pooled, sync } = await guardedReads(root, fifo, req);
+      const { pooled, sync, plain } = await guardedReads(root, fifo, req);
       assert.deepEqual(sync, pooled, "readBatchSync gives what readBatch gives");
+      assert.deepEqual(plain, pooled, "the plain calls give what the agent's reads give");
       const mtime = req.mtime ? Math.floor(fs.lstatSync(fifo).mtimeMs / 1000) : 0;
       assert.deepEqual(pooled[1], ["", 0, mtime], `the FIFO, ${JSON.stringify(req)}`);
     }
@@ -687,16 +713,19 @@ describe("readBatch: many paths", () => {
       if (i % 97 !== 13) files[rel] = `${i}:${"x".repeat(i % 61)}\n`;
     }
     const root = freshRoot(files);
+    // Interleaved, each file is a directory of its own; sorted, runs of ~130 files share one.
     for (const req of [
       { paths, limit: 0 },
       { paths, limit: 16, mtime: true },
+      { paths: [...paths].sort(), limit: 0 },
     ]) {
       const got = await readBoth(root, req);
       assert.equal(got.length, 3000);
       got.forEach((o, i) => {
-        const content = files[paths[i] as string];
+        const rel = req.paths[i] as string;
+        const content = files[rel];
         if (content === undefined) {
-          assert.equal(o, undefined, paths[i]);
+          assert.equal(o, undefined, rel);
           return;
         }
         const whole = Buffer.from(content);
@@ -707,7 +736,7 @@ describe("readBatch: many paths", () => {
             size: whole.length,
             mtime: req.mtime ? MTIME : 0,
           },
-          paths[i],
+          rel,
         );
       });
     }
@@ -743,5 +772,49 @@ describe("readBatch: many batches at once", () => {
     const fine = readBatch(root, { paths: ["f/1"], limit: 0 });
     await assert.rejects(failing, QueueAccessError);
     assert.equal((await fine).file(0)?.data.toString(), "file 1\n");
+  });
+});
+
+describe("readBatch: the io_uring fast path", () => {
+  const readCalls = () => Number(/syscr: (\d+)/.exec(fs.readFileSync("/proc/self/io", "utf8"))?.[1]);
+  const readsOf = (read: () => FileBatch): number => {
+    const before = readCalls();
+    read();
+    return readCalls() - before;
+  };
+
+  test("where the kernel has io_uring, 300 small files cost no read(2) call; twin: turned off, one read(2) each", (t) => {
+    const kind = native.readerKind();
+    if (kind !== "io_uring") return t.skip(`this kernel's reads: ${kind}`);
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) files[`info/0/${1000 + i}`] = `F${i}@example.com\0`;
+    const root = freshRoot(files);
+    const req = { paths: Object.keys(files), limit: 0, mtime: true };
+    const fast = readsOf(() => readBatchSync(root, req));
+    const plain = readsOf(() => readBatchPlain(root, req));
+    // Reading /proc/self/io itself is a read or two, the same in both.
+    assert.ok(fast <= 4, `read(2) calls through io_uring: ${fast}`);
+    assert.ok(plain >= 300, `read(2) calls with the plain calls: ${plain}`);
+  });
+
+  test("QMFLEET_IO_URING=0 turns it off for the process; twin: unset, the process reads as this kernel allows", () => {
+    const kindIn = (env: NodeJS.ProcessEnv): string =>
+      execFileSync(
+        process.execPath,
+        [
+          "--conditions=qmfleet-source",
+          "--import",
+          "tsx",
+          "--input-type=module",
+          "-e",
+          `import { native } from ${JSON.stringify(fileURLToPath(new URL("./native.ts", import.meta.url)))}; console.log(native.readerKind());`,
+        ],
+        { cwd: fileURLToPath(new URL("../..", import.meta.url)), env, encoding: "utf8" },
+      ).trim();
+    const { QMFLEET_IO_URING: _, ...unset } = process.env;
+    assert.equal(kindIn({ ...unset, QMFLEET_IO_URING: "0" }), "plain (io_uring turned off)");
+    // Unset, only the kernel can say no, and the reason names the io_uring step that failed.
+    const kind = kindIn(unset);
+    assert.ok(kind === "io_uring" || /^plain \(io_uring[ _][a-z ]+: /.test(kind), kind);
   });
 });

@@ -32,6 +32,10 @@ interface NativeAddon {
   readFilesSync(root: string, paths: string, count: number, limit: number, flags: number): RawBatch;
   /** null when the directory does not exist. */
   listDir(abs: string): DirListing | null;
+  /** "io_uring", or "plain (why not)": how this thread's readFiles calls read (queue_uring.c). */
+  readerKind(): string;
+  /** Turns readFiles' io_uring fast path on or off (QMFLEET_IO_URING=0 at load: off); returns whether it was on. */
+  useIoUring(on: boolean): boolean;
   /** Per id: lstat size and mtime in seconds of abs/<id>, -1 and -1 when absent. */
   statIds(abs: string, ids: Float64Array): Float64Array;
 }
