@@ -47,13 +47,16 @@ export function envelopeBytes(text: string): Buffer {
  * million strings.
  */
 class Problems {
-  private readonly counts = new Map<string, number>();
+  // Made on the first problem: most files have none, and a scan parses two or three a message.
+  private counts: Map<string, number> | undefined;
 
   add(problem: string): void {
+    this.counts ??= new Map();
     this.counts.set(problem, (this.counts.get(problem) ?? 0) + 1);
   }
 
   list(): string[] {
+    if (!this.counts) return [];
     return [...this.counts].map(([problem, n]) => (n === 1 ? problem : `${problem} (${n} times)`));
   }
 }

@@ -4,7 +4,7 @@
 // so its size and header block (which starts with qmail's own Received line, carrying the
 // qmail-queue pid and the time) tell two messages apart, and cost one short read.
 
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import * as fs from "node:fs";
 import { cutHeaderBlock } from "./headers.js";
 
@@ -23,7 +23,8 @@ export function fingerprintOf(size: number, head: Buffer): string {
 
 /** fingerprintOf for a head already cut: cutHeaderBlock's block of at most FINGERPRINT_SPAN bytes (a scan has it cut). */
 export function fingerprintOfBlock(size: number, block: Buffer): string {
-  return `${size}:${createHash("sha256").update(block).digest("hex").slice(0, 32)}`;
+  // One-shot hash (node >= 20.12): no Hash object a message.
+  return `${size}:${hash("sha256", block, "hex").slice(0, 32)}`;
 }
 
 // O_NOATIME (Linux): reading a message must not refresh its atime, which qmail-send's cleanup

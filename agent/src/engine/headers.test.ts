@@ -119,6 +119,42 @@ describe("summarizeHeaders", () => {
     assert.equal(summarizeHeaders(block).clientIp, "203.0.113.5");
   });
 
+  it("finds each field by the name listHeaderFields gives it, lower-cased; twin: names that only look alike are other fields", () => {
+    // Blanks before the colon (NBSP too: trimEnd takes it), any case; then names that differ
+    // by a character, a blank inside, a prefix or a suffix, each before the field it resembles.
+    const named = Buffer.from(
+      "Received: from a (10.0.0.1) by b\n" +
+        "X-Subject: x-subject\nSub ject: spaced\nSubjects: plural\nSUBJECT \t\xa0: the subject\n" +
+        "Fromm: fromm\nfrom\t: the from\nTo : the to\nCC: the cc\nDATE: the date\n" +
+        "Message-ID : <id@x>\nMessage_ID: <no@x>\nReceived : from c (203.0.113.9) by d\n",
+      "latin1",
+    );
+    const fields = listHeaderFields(named);
+    const firstNamed = (name: string) => fields.find((f) => f.name.toLowerCase() === name)?.decoded ?? "";
+    const { headers, clientIp } = summarizeHeaders(named);
+    assert.deepEqual(headers, {
+      from: "the from",
+      to: "the to",
+      cc: "the cc",
+      subject: "the subject",
+      subjectRaw: "the subject",
+      date: "the date",
+      messageId: "<id@x>",
+    });
+    for (const [key, name] of [
+      ["from", "from"],
+      ["to", "to"],
+      ["cc", "cc"],
+      ["subject", "subject"],
+      ["date", "date"],
+      ["messageId", "message-id"],
+    ] as const) {
+      assert.equal(headers[key], firstNamed(name), name);
+    }
+    // The first Received has only a private address; the one named "Received " is the next.
+    assert.equal(clientIp, "203.0.113.9");
+  });
+
   it("reads a block that is not cut (no empty line) up to its end, and stops at an empty line", () => {
     assert.equal(summarizeHeaders(Buffer.from("Subject: no body")).headers.subject, "no body");
     assert.equal(summarizeHeaders(Buffer.from("To: a@x\n\nSubject: body line\n")).headers.subject, "");

@@ -57,10 +57,15 @@ interface FieldSpan {
   end: number;
 }
 
-/** Fields of a latin1 view of a header block, up to the first empty line if there is one. */
-function fieldSpans(text: string): FieldSpan[] {
-  const spans: FieldSpan[] = [];
-  let current: FieldSpan | undefined;
+/**
+ * Calls `field` with each field of a latin1 view of a header block, up to the first empty line
+ * if there is one, as its FieldSpan's three numbers (no object: summarizeHeaders runs this for
+ * every message of every scan).
+ */
+function eachField(text: string, field: (start: number, colon: number, end: number) => void): void {
+  let start = -1;
+  let colon = -1;
+  let end = -1;
   let pos = 0;
   while (pos < text.length) {
     const newline = text.indexOf("\n", pos);
@@ -68,15 +73,24 @@ function fieldSpans(text: string): FieldSpan[] {
     const contentEnd = lineEnd > pos && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd;
     if (contentEnd === pos) break;
     const first = text.charCodeAt(pos);
-    if ((first === 0x20 || first === 0x09) && current) {
-      current.end = contentEnd;
+    if ((first === 0x20 || first === 0x09) && start !== -1) {
+      end = contentEnd;
     } else {
-      const colon = text.indexOf(":", pos);
-      current = { start: pos, colon: colon !== -1 && colon < contentEnd ? colon : -1, end: contentEnd };
-      spans.push(current);
+      if (start !== -1) field(start, colon, end);
+      const at = text.indexOf(":", pos);
+      start = pos;
+      colon = at !== -1 && at < contentEnd ? at : -1;
+      end = contentEnd;
     }
     pos = lineEnd + 1;
   }
+  if (start !== -1) field(start, colon, end);
+}
+
+/** Fields of a latin1 view of a header block, up to the first empty line if there is one. */
+function fieldSpans(text: string): FieldSpan[] {
+  const spans: FieldSpan[] = [];
+  eachField(text, (start, colon, end) => spans.push({ start, colon, end }));
   return spans;
 }
 
@@ -110,8 +124,9 @@ function unfold(text: string): string {
   return text.includes("\n") ? text.replace(FOLD, "") : text;
 }
 
-function unfoldedValue(v: BlockView, span: FieldSpan): string {
-  return unfold(textOf(v, span.colon + 1, span.end)).trim();
+/** The value of the field whose name ends at `colon` and whose last line ends at `end`, unfolded and trimmed. */
+function unfoldedValue(v: BlockView, colon: number, end: number): string {
+  return unfold(textOf(v, colon + 1, end)).trim();
 }
 
 function fieldName(latin1: string, span: FieldSpan): string {
@@ -124,7 +139,7 @@ export function listHeaderFields(block: Buffer): HeaderField[] {
   return fieldSpans(v.latin1).map((span) => {
     const name = fieldName(v.latin1, span);
     const raw = textOf(v, span.start, span.end);
-    const value = name === "" ? unfold(raw).trim() : unfoldedValue(v, span);
+    const value = name === "" ? unfold(raw).trim() : unfoldedValue(v, span.colon, span.end);
     return { name, raw, decoded: decodeEncodedWords(value) };
   });
 }
@@ -199,7 +214,7 @@ export function firstFieldValue(block: Buffer, name: string): string | undefined
   const wanted = name.toLowerCase();
   for (const span of fieldSpans(v.latin1)) {
     if (span.colon !== -1 && fieldName(v.latin1, span).toLowerCase() === wanted) {
-      return unfoldedValue(v, span);
+      return unfoldedValue(v, span.colon, span.end);
     }
   }
   return undefined;
@@ -211,9 +226,46 @@ export interface HeaderSummary {
   clientIp: string;
 }
 
-type SummaryField = "from" | "to" | "cc" | "subject" | "date" | "message-id";
-const SUMMARY_FIELDS = new Set<string>(["from", "to", "cc", "subject", "date", "message-id"]);
-const LONGEST_WANTED_NAME = "message-id".length;
+/** The fields summarizeHeaders keeps, by their index in SUMMARY_VALUES. */
+const SUMMARY_FIELDS = ["from", "to", "cc", "subject", "date", "message-id"] as const;
+const RECEIVED = SUMMARY_FIELDS.length;
+const WANTED_NAMES = [...SUMMARY_FIELDS, "received"];
+
+/**
+ * The index in WANTED_NAMES of the field whose name runs from `start` to `colon`, compared as
+ * fieldName(...).toLowerCase() would be without building either string; -1 for any other.
+ */
+function wantedNameAt(latin1: string, start: number, colon: number): number {
+  let end = colon;
+  // What trimEnd takes off a latin1 string: space, TAB, LF, VT, FF, CR and NBSP.
+  while (end > start && (isBlank(latin1.charCodeAt(end - 1)) || latin1.charCodeAt(end - 1) === 0xa0)) end--;
+  for (let w = 0; w < WANTED_NAMES.length; w++) {
+    const name = WANTED_NAMES[w] as string;
+    if (name.length !== end - start) continue;
+    let i = 0;
+    for (; i < name.length; i++) {
+      const c = latin1.charCodeAt(start + i);
+      if ((c >= 0x41 && c <= 0x5a ? c + 0x20 : c) !== name.charCodeAt(i)) break;
+    }
+    if (i === name.length) return w;
+  }
+  return -1;
+}
+
+/**
+ * Where each summary field was found first, as [colon, end] per SUMMARY_FIELDS index (-1: not
+ * found), and the Received fields as colon, end pairs: reused from call to call, which is safe
+ * as summarizeHeaders is synchronous and calls nothing that could come back to it.
+ */
+const firstAt = new Int32Array(SUMMARY_FIELDS.length * 2);
+const receivedAt: number[] = [];
+
+/** The unfolded values of the Received fields receivedAt holds, decoded one by one as asked. */
+function* receivedValues(v: BlockView): Generator<string> {
+  for (let i = 0; i < receivedAt.length; i += 2) {
+    yield unfoldedValue(v, receivedAt[i] as number, receivedAt[i + 1] as number);
+  }
+}
 
 /**
  * The fields the engine keeps for every message, plus the client address. A field given twice
@@ -222,19 +274,21 @@ const LONGEST_WANTED_NAME = "message-id".length;
  */
 export function summarizeHeaders(block: Buffer): HeaderSummary {
   const v = viewOf(block);
-  const first = new Map<SummaryField, FieldSpan>();
-  const received: FieldSpan[] = [];
-  for (const span of fieldSpans(v.latin1)) {
-    if (span.colon === -1 || span.colon - span.start > LONGEST_WANTED_NAME + 2) continue;
-    const name = fieldName(v.latin1, span).toLowerCase();
-    if (name === "received") received.push(span);
-    else if (SUMMARY_FIELDS.has(name) && !first.has(name as SummaryField)) {
-      first.set(name as SummaryField, span);
+  firstAt.fill(-1);
+  receivedAt.length = 0;
+  eachField(v.latin1, (start, colon, end) => {
+    if (colon === -1) return;
+    const w = wantedNameAt(v.latin1, start, colon);
+    if (w === RECEIVED) receivedAt.push(colon, end);
+    else if (w !== -1 && firstAt[w * 2] === -1) {
+      firstAt[w * 2] = colon;
+      firstAt[w * 2 + 1] = end;
     }
-  }
-  const value = (name: SummaryField): string => {
-    const span = first.get(name);
-    return span ? unfoldedValue(v, span) : "";
+  });
+  const value = (name: (typeof SUMMARY_FIELDS)[number]): string => {
+    const w = SUMMARY_FIELDS.indexOf(name);
+    const colon = firstAt[w * 2] as number;
+    return colon === -1 ? "" : unfoldedValue(v, colon, firstAt[w * 2 + 1] as number);
   };
   const subjectRaw = value("subject");
   return {
@@ -247,6 +301,6 @@ export function summarizeHeaders(block: Buffer): HeaderSummary {
       date: value("date"),
       messageId: value("message-id"),
     },
-    clientIp: firstExternalClientIp(received.map((span) => unfoldedValue(v, span))),
+    clientIp: firstExternalClientIp(receivedValues(v)),
   };
 }

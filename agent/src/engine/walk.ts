@@ -363,7 +363,7 @@ export class Walker {
     const bodyOffset = cut.complete
       ? cut.block.length + (mess.head[cut.block.length] === 0x0d ? 2 : 1)
       : mess.size;
-    const c = candidateOf(this.root, message, cut.block, cut.complete, bodyOffset);
+    const c = new Candidate(this.root, message, cut.block, cut.complete, bodyOffset);
     return this.accept && !this.accept(c) ? undefined : c;
   }
 }
@@ -401,23 +401,23 @@ interface PendingListing {
   state: "todo" | "being-written";
 }
 
-/** A candidate from its parts. */
-function candidateOf(
-  root: string,
-  message: QueuedMessage,
-  headBlock: Buffer,
-  headComplete: boolean,
-  bodyOffset: number,
-): ScanCandidate {
-  const messAbs = `${root}/${message.paths.mess}`;
-  return {
-    message,
-    headBlock,
-    headComplete,
-    bodyOffset,
-    readRaw: (maxBytes) => readAt(messAbs, 0, maxBytes),
-    readBody: (maxBytes) => readAt(messAbs, bodyOffset, maxBytes),
-  };
+/** A candidate from its parts: a class, not a literal with two closures a message. */
+class Candidate implements ScanCandidate {
+  constructor(
+    private readonly root: string,
+    readonly message: QueuedMessage,
+    readonly headBlock: Buffer,
+    readonly headComplete: boolean,
+    readonly bodyOffset: number,
+  ) {}
+
+  readRaw(maxBytes: number): Buffer {
+    return readAt(`${this.root}/${this.message.paths.mess}`, 0, maxBytes);
+  }
+
+  readBody(maxBytes: number): Buffer {
+    return readAt(`${this.root}/${this.message.paths.mess}`, this.bodyOffset, maxBytes);
+  }
 }
 
 interface Envelope {
