@@ -81,13 +81,6 @@ export function readDirEntries(abs: string, missingOk: boolean): fs.Dirent[] {
   return list;
 }
 
-/** Names of the regular files with message names in a directory, in readdir order. */
-export function messageFileNames(abs: string): string[] {
-  const names: string[] = [];
-  for (const e of readDirEntries(abs, true)) if (e.isFile() && isMessageName(e.name)) names.push(e.name);
-  return names;
-}
-
 /** Numeric subdirectories (never symlinks) of root/dir; throws a QueueAccessError if unreadable. */
 function numericDirs(root: string, dir: string): Set<number> {
   const found = new Set<number>();

@@ -6,7 +6,7 @@
 
 import { createRequire } from "node:module";
 import { constants } from "node:os";
-import { queueAccessError } from "./layout.js";
+import { isMessageName, queueAccessError } from "./layout.js";
 
 export interface RawBatch {
   data: Buffer;
@@ -66,4 +66,26 @@ export function errnoCode(errno: number): string {
 export function nativeFailure(op: string, path: string, err: unknown): Error {
   const errno = (err as { errno?: unknown }).errno;
   return typeof errno === "number" ? queueAccessError(op, path, { code: errnoCode(errno) }) : (err as Error);
+}
+
+/** A directory's listing, undefined when it does not exist; any other failure is a QueueAccessError naming it. */
+export function listDirectory(abs: string): DirListing | undefined {
+  try {
+    return native.listDir(abs) ?? undefined;
+  } catch (err) {
+    throw nativeFailure("read", abs, err);
+  }
+}
+
+/**
+ * Names of the regular files with message names in a directory (none when it does not exist),
+ * in readdir order, names that are no number's plain form (a leading zero) after the others.
+ * Through the addon: node's Dir made a Dirent object an entry, ~1.5 us each (bench/README.md).
+ */
+export function messageFileNames(abs: string): string[] {
+  const listing = listDirectory(abs);
+  if (!listing) return [];
+  const names = Array.from(listing.ids, (id) => String(id));
+  for (const name of listing.odd) if (isMessageName(name)) names.push(name);
+  return names;
 }

@@ -14,9 +14,9 @@
 // AUTO_DETAIL_LIMIT messages unless asked for, and the result says so (detailed: false).
 
 import * as fs from "node:fs";
-import { isMessageName, messageFileNames, readDirEntries, todoDirs } from "./layout.js";
+import { isMessageName, readDirEntries, todoDirs } from "./layout.js";
 import type { QueueLayout, QueueStats } from "./model.js";
-import { type DirListing, native, nativeFailure } from "./native.js";
+import { type DirListing, listDirectory, messageFileNames, native, nativeFailure } from "./native.js";
 import { lstatQueueFile } from "./queue-file.js";
 
 /** Past this many messages, bytes and ages are left out unless asked for or cached (StatsOptions). */
@@ -68,18 +68,9 @@ export class StatsCache {
   ) {}
 }
 
-/** A directory's listing (queue_dirs.c), undefined when it does not exist. */
-function listing(abs: string): DirListing | undefined {
-  try {
-    return native.listDir(abs) ?? undefined;
-  } catch (err) {
-    throw nativeFailure("read", abs, err);
-  }
-}
-
 /** Entries below abs, any type, symlinks not followed: what `find abs -print` lists, minus abs. */
 function below(abs: string): number {
-  const l = listing(abs);
+  const l = listDirectory(abs);
   return l ? entriesBelow(abs, l) : 0;
 }
 
@@ -99,7 +90,7 @@ const messageFiles = (l: DirListing | undefined) => (l ? l.ids.length + l.odd.le
  */
 function countTodo(layout: QueueLayout): number {
   const abs = `${layout.root}/todo`;
-  const l = listing(abs);
+  const l = listDirectory(abs);
   if (!l) return 0;
   const all = entriesBelow(abs, l);
   return layout.bigTodo ? all - l.dirs.filter(isMessageName).length : all;
@@ -162,13 +153,13 @@ function bucketTotals(
 ): BucketTotals {
   const messDir = `${root}/mess/${n}`;
   const infoDir = `${root}/info/${n}`;
-  const mess = listing(messDir);
-  const info = listing(infoDir);
+  const mess = listDirectory(messDir);
+  const info = listDirectory(infoDir);
   const out: BucketTotals = {
     mess: mess ? entriesBelow(messDir, mess) : 0,
     info: messageFiles(info),
-    local: messageFiles(listing(`${root}/local/${n}`)),
-    remote: messageFiles(listing(`${root}/remote/${n}`)),
+    local: messageFiles(listDirectory(`${root}/local/${n}`)),
+    remote: messageFiles(listDirectory(`${root}/remote/${n}`)),
     bytes: 0,
     oldest: 0,
     oldestUncached: 0,

@@ -32,7 +32,7 @@ import {
   readHead,
 } from "./fingerprint.js";
 import { cutHeaderBlock, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
-import { isMessageName, messageFileNames, messagePaths, qmailHomeOf, splitOf, todoDirs } from "./layout.js";
+import { isMessageName, messagePaths, qmailHomeOf, splitOf, todoDirs } from "./layout.js";
 import type {
   MessageHeaders,
   MessagePaths,
@@ -41,6 +41,7 @@ import type {
   QueueLayout,
   Recipient,
 } from "./model.js";
+import { messageFileNames } from "./native.js";
 import { readQueueFile } from "./queue-file.js";
 
 export interface WalkOptions {
