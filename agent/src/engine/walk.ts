@@ -236,66 +236,63 @@ export class Walker {
 
   /** Preprocessed messages; `flags` say which channel files exist and whether each is bouncing. */
   private *preprocessed(ids: string[], flags: number[]): ChunkRead {
-    const heads = yield* this.heads(ids);
-    const envelopes: (Envelope | undefined)[] = heads.map((head, i) => {
-      const bouncing = ((flags[i] as number) & BOUNCING) !== 0;
-      const state = bouncing ? "bouncing" : "preprocessed";
-      return head && { state, birthTime: 0, sender: "", recipients: [], bouncing };
-    });
-    const kept = indexesOf(heads);
-    if (this.envelope && kept.length > 0) {
-      const paths = (i: number) => (heads[i] as ReadHead).paths;
-      const withLocal = kept.filter((i) => (flags[i] as number) & HAS_LOCAL);
-      const withRemote = kept.filter((i) => (flags[i] as number) & HAS_REMOTE);
-      const [infos, locals, remotes] = (yield [
-        { paths: kept.map((i) => paths(i).info), limit: 0, mtime: true },
-        { paths: withLocal.map((i) => paths(i).local), limit: 0 },
-        { paths: withRemote.map((i) => paths(i).remote), limit: 0 },
-      ]) as [FileBatch, FileBatch, FileBatch];
-      kept.forEach((i, k) => {
-        const info = infos.file(k);
-        const envelope = envelopes[i] as Envelope;
-        if (!info) envelopes[i] = undefined;
-        else Object.assign(envelope, { birthTime: info.mtime, sender: parseInfo(info.data).sender });
-      });
-      this.addRecipients(envelopes, withLocal, locals, "local");
-      this.addRecipients(envelopes, withRemote, remotes, "remote");
-    }
-    return heads.map((head, i) => head && this.candidate(head, envelopes[i]));
-  }
-
-  private addRecipients(
-    envelopes: (Envelope | undefined)[],
-    indexes: number[],
-    files: FileBatch,
-    channel: "local" | "remote",
-  ): void {
-    indexes.forEach((i, k) => {
-      const file = files.file(k);
-      if (file)
-        envelopes[i]?.recipients.push(...parseRecipients(file.data, channel, this.routing.vdoms).recipients);
+    const has = (i: number, flag: number) => ((flags[i] as number) & flag) !== 0;
+    const {
+      heads,
+      files: [info, local, remote],
+    } = yield* this.headsThen(
+      ids,
+      this.envelope
+        ? [
+            { path: (p) => p.info, limit: 0, mtime: true },
+            { path: (p, i) => (has(i, HAS_LOCAL) ? p.local : undefined), limit: 0 },
+            { path: (p, i) => (has(i, HAS_REMOTE) ? p.remote : undefined), limit: 0 },
+          ]
+        : [],
+    );
+    return heads.map((head, i) => {
+      if (!head) return undefined;
+      const bouncing = has(i, BOUNCING);
+      const envelope: Envelope = {
+        state: bouncing ? "bouncing" : "preprocessed",
+        birthTime: 0,
+        sender: "",
+        recipients: [],
+        bouncing,
+      };
+      if (info && local && remote) {
+        const infoFile = info(i);
+        if (!infoFile) return undefined;
+        envelope.birthTime = infoFile.mtime;
+        envelope.sender = parseInfo(infoFile.data).sender;
+        for (const [read, channel] of [
+          [local, "local"],
+          [remote, "remote"],
+        ] as const) {
+          const file = read(i);
+          if (file)
+            envelope.recipients.push(...parseRecipients(file.data, channel, this.routing.vdoms).recipients);
+        }
+      }
+      return this.candidate(head, envelope);
     });
   }
 
   /** Messages of todo/ or intd/. */
   private *queued(ids: string[], state: "todo" | "being-written"): ChunkRead {
-    const heads = yield* this.heads(ids);
-    const kept = indexesOf(heads);
-    const envelopes: (Envelope | undefined)[] = heads.map(() => undefined);
-    if (kept.length > 0) {
-      const paths = (i: number) => (heads[i] as ReadHead).paths;
-      const [infos, files] = (yield [
-        { paths: kept.map((i) => paths(i).info), limit: 1 },
-        { paths: kept.map((i) => (state === "todo" ? paths(i).todo : paths(i).intd)), limit: 0, mtime: true },
-      ]) as [FileBatch, FileBatch];
-      kept.forEach((i, k) => {
-        // qmail-send writes info before it unlinks intd and todo: with info there, the
-        // message is preprocessed and was listed as such.
-        const file = infos.file(k) ? undefined : files.file(k);
-        if (file) envelopes[i] = this.queuedEnvelope(state, file);
-      });
-    }
-    return heads.map((head, i) => head && this.candidate(head, envelopes[i]));
+    const {
+      heads,
+      files: [info, queued],
+    } = yield* this.headsThen(ids, [
+      { path: (p) => p.info, limit: 1 },
+      { path: (p) => (state === "todo" ? p.todo : p.intd), limit: 0, mtime: true },
+    ]);
+    return heads.map((head, i) => {
+      // qmail-send writes info before it unlinks intd and todo: with info there, the message
+      // is preprocessed and was listed as such.
+      const file = head && !info?.(i) ? queued?.(i) : undefined;
+      return file && this.candidate(head as ReadHead, this.queuedEnvelope(state, file));
+    });
   }
 
   private queuedEnvelope(state: "todo" | "being-written", file: QueueFileRead): Envelope {
@@ -313,15 +310,37 @@ export class Walker {
   }
 
   /**
-   * The heads of mess/N/<id>, undefined for those there is none of (finished meanwhile, an
-   * orphan, a symlink) or that the head test rejects: a rejected message costs its head read
-   * only (what makes a header search as cheap as grep), no envelope read, no decoding.
+   * The heads of mess/N/<id> and the envelope files of `kinds` for each message read, as
+   * accessors by message index. A head is undefined for a message there is none of (finished
+   * meanwhile, an orphan, a symlink) or that the head test rejects: a rejected message costs
+   * its head read only (what makes a header search as cheap as grep), no envelope read, no
+   * decoding. Without a head test every message's envelope files are read anyway, so they are
+   * asked for with the heads, in one round: the reader thread then never waits for this one to
+   * look at a chunk's heads before it reads the chunk's envelope files.
    */
-  private *heads(ids: string[]): Generator<BatchRequest[], (ReadHead | undefined)[], FileBatch[]> {
+  private *headsThen(
+    ids: string[],
+    kinds: FileKind[],
+  ): Generator<BatchRequest[], { heads: (ReadHead | undefined)[]; files: FileAccessor[] }, FileBatch[]> {
     const paths = ids.map((id) => messagePaths(this.layout, id));
-    const [batch] = (yield [{ paths: paths.map((p) => p.mess), limit: this.headBytes, headOnly: true }]) as [
-      FileBatch,
-    ];
+    const headRequest = { paths: paths.map((p) => p.mess), limit: this.headBytes, headOnly: true };
+    const plan = (indexes: number[]) => kinds.map((kind) => new KindPlan(kind, paths, indexes));
+    if (!this.headTest && kinds.length > 0) {
+      const plans = plan(paths.map((_, i) => i));
+      const [messes, ...batches] = yield [headRequest, ...plans.map((p) => p.request)];
+      return {
+        heads: this.headsOf(ids, paths, messes as FileBatch),
+        files: plans.map((p, k) => p.reader(batches[k])),
+      };
+    }
+    const [messes] = yield [headRequest];
+    const heads = this.headsOf(ids, paths, messes as FileBatch);
+    const plans = plan(indexesOf(heads));
+    const batches = plans.some((p) => p.request.paths.length > 0) ? yield plans.map((p) => p.request) : [];
+    return { heads, files: plans.map((p, k) => p.reader(batches[k])) };
+  }
+
+  private headsOf(ids: string[], paths: MessagePaths[], batch: FileBatch): (ReadHead | undefined)[] {
     return ids.map((id, i) => {
       const read = batch.file(i);
       const p = paths[i] as MessagePaths;
@@ -377,7 +396,43 @@ function indexesOf(items: unknown[]): number[] {
   return kept;
 }
 
-/** A mess head read, waiting for its envelope (Walker.heads). */
+/** One kind of envelope file a chunk reads: its path for message i, undefined when it has none. */
+interface FileKind {
+  path: (paths: MessagePaths, i: number) => string | undefined;
+  limit: number;
+  mtime?: boolean;
+}
+
+/** A kind's file of message i: undefined when not asked for or absent; throws as FileBatch.file. */
+type FileAccessor = (i: number) => QueueFileRead | undefined;
+
+/** The request for one FileKind's files of some of a chunk's messages, and where each one lands. */
+class KindPlan {
+  readonly request: BatchRequest;
+  /** Per message of the chunk: its file's index in the request, -1 for none. */
+  private readonly at: Int32Array;
+
+  constructor(kind: FileKind, paths: MessagePaths[], indexes: number[]) {
+    this.at = new Int32Array(paths.length).fill(-1);
+    const files: string[] = [];
+    for (const i of indexes) {
+      const path = kind.path(paths[i] as MessagePaths, i);
+      if (path === undefined) continue;
+      this.at[i] = files.length;
+      files.push(path);
+    }
+    this.request = { paths: files, limit: kind.limit, mtime: kind.mtime };
+  }
+
+  reader(batch: FileBatch | undefined): FileAccessor {
+    return (i) => {
+      const k = this.at[i] as number;
+      return k === -1 || !batch ? undefined : batch.file(k);
+    };
+  }
+}
+
+/** A mess head read, waiting for its envelope (Walker.headsThen). */
 interface ReadHead {
   id: string;
   paths: MessagePaths;
