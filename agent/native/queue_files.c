@@ -384,6 +384,12 @@ napi_status qmfleet_errno_error(napi_env env, int err, napi_value *out) {
   return napi_set_named_property(env, *out, "errno", number);
 }
 
+static void free_data(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
 // { data, meta } for a batch that was read, or the Error for a root that could not be opened.
 static napi_status result_of(napi_env env, Batch *b, napi_value *out, bool *failed) {
   napi_status s;
@@ -392,7 +398,14 @@ static napi_status result_of(napi_env env, Batch *b, napi_value *out, bool *fail
   napi_value data, meta, buffer;
   void *raw;
   size_t meta_bytes = b->count * META * sizeof(double);
-  if ((s = napi_create_buffer_copy(env, b->used, b->used ? b->data : "", NULL, &data)) != napi_ok) return s;
+  if (b->used == 0) {
+    if ((s = napi_create_buffer(env, 0, NULL, &data)) != napi_ok) return s;
+  } else {
+    // The bytes are handed over, not copied (this runs on the JavaScript thread): the Buffer
+    // frees them when it is collected.
+    if ((s = napi_create_external_buffer(env, b->used, b->data, free_data, NULL, &data)) != napi_ok) return s;
+    b->data = NULL;
+  }
   if ((s = napi_create_arraybuffer(env, meta_bytes, &raw, &buffer)) != napi_ok) return s;
   if (meta_bytes) memcpy(raw, b->meta, meta_bytes);
   if ((s = napi_create_typedarray(env, napi_float64_array, b->count * META, buffer, 0, &meta)) != napi_ok) return s;
