@@ -371,10 +371,15 @@ export class Walker {
   ): ScanCandidate | undefined {
     if (!envelope) return undefined;
     const summary = this.decode ? summarizeHeaders(cut.block) : undefined;
+    // Each field named, not spread from the envelope: one object shape for every message.
     const message: QueuedMessage = {
       id,
       fingerprint: fingerprintOfBlock(mess.size, cut.block),
-      ...envelope,
+      state: envelope.state,
+      birthTime: envelope.birthTime,
+      sender: envelope.sender,
+      recipients: envelope.recipients,
+      bouncing: envelope.bouncing,
       size: mess.size,
       headers: summary ? summary.headers : { ...EMPTY_HEADERS },
       clientIp: summary ? summary.clientIp : "",
