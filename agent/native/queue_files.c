@@ -210,14 +210,14 @@ static int take_uring_read(Batch *b, size_t i, size_t k, int fd, int res, size_t
   return 1;
 }
 
-// The directories of a batch's files, each opened once.
+// The directories of a run of files, each opened once.
 typedef struct Dirs {
   size_t count;
   struct Dir {
     const char *path;  // the file's path, of which the first `length` bytes name the directory
     size_t length;
     int fd;  // or -errno
-  } *list;
+  } list[URING_RUN];
 } Dirs;
 
 // The directory of `path` (the part before its last slash; the root for a bare name), opened
@@ -227,7 +227,7 @@ typedef struct Dirs {
 static int dir_of(Dirs *dirs, int root_fd, char *path) {
   size_t length = (size_t)(name_in_dir(path) - path);
   if (length == 0) return root_fd;
-  // Most batches are one directory's files, and a chunk's files of a kind always are.
+  // From the last one opened: a chunk's preprocessed files of a kind are all in one directory.
   for (size_t d = dirs->count; d-- > 0;) {
     struct Dir *dir = &dirs->list[d];
     if (dir->length == length && memcmp(dir->path, path, length) == 0) return dir->fd;
@@ -240,51 +240,48 @@ static int dir_of(Dirs *dirs, int root_fd, char *path) {
   return fd;
 }
 
-// Each file is opened relative to its directory, opened once a batch: the kernel then looks up
-// one name per file instead of three. The files are read URING_RUN at a time through io_uring
-// where the kernel allows, each one it leaves undecided (and all of them without it) the plain
-// way, in the batch's order.
+// Files from..to-1 of the batch (at most URING_RUN), each opened relative to its directory,
+// opened once for the run: the kernel then looks up one name per file instead of three. Through
+// io_uring where the kernel allows, each file it leaves undecided (and all of them without it)
+// the plain way, in the batch's order. At most one run's directories and files are open at once.
+static void read_run(Batch *b, int root_fd, size_t from, size_t to) {
+  Dirs dirs = {0};
+  char *names[URING_RUN];
+  int dir_fds[URING_RUN], fds[URING_RUN], results[URING_RUN], sent_dirs[URING_RUN];
+  size_t sent = 0;
+  for (size_t i = from; i < to; i++) {
+    int dir_fd = dir_fds[i - from] = dir_of(&dirs, root_fd, b->paths[i]);
+    if (dir_fd < 0) continue;
+    sent_dirs[sent] = dir_fd;
+    names[sent++] = name_in_dir(b->paths[i]);
+  }
+  // A whole file longer than a slot is read again the plain way, from its start.
+  size_t want = b->limit > 0 ? b->limit : URING_SLOT;
+  int flags = READ_FLAGS | (noatime_allowed ? O_NOATIME : 0);
+  int used = sent > 0 && qmfleet_uring_read(sent_dirs, names, sent, flags, want, fds, results) == 0;
+  for (size_t i = from, k = 0; i < to; i++) {
+    int dir_fd = dir_fds[i - from];
+    if (dir_fd < 0) {
+      b->meta[i * META] = -dir_fd;
+      continue;
+    }
+    if (!used || !take_uring_read(b, i, k, fds[k], results[k], want))
+      read_one(b, dir_fd, name_in_dir(b->paths[i]), i);
+    k++;
+  }
+  if (used) qmfleet_uring_close(fds, sent);
+  for (size_t d = 0; d < dirs.count; d++)
+    if (dirs.list[d].fd >= 0) close(dirs.list[d].fd);
+}
+
 static void read_all(Batch *b) {
   int root_fd = open(b->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) {
     b->root_errno = errno;
     return;
   }
-  Dirs dirs = {0, calloc(b->count ? b->count : 1, sizeof(struct Dir))};
-  int *dir_fds = malloc((b->count ? b->count : 1) * sizeof(int));
-  if (!dirs.list || !dir_fds) {
-    b->root_errno = ENOMEM;
-  } else {
-    for (size_t i = 0; i < b->count; i++) dir_fds[i] = dir_of(&dirs, root_fd, b->paths[i]);
-    // A whole file longer than a slot is read again the plain way, from its start.
-    size_t want = b->limit > 0 ? b->limit : URING_SLOT;
-    char *names[URING_RUN];
-    int fds[URING_RUN], results[URING_RUN], run_dirs[URING_RUN];
-    for (size_t from = 0; from < b->count; from += URING_RUN) {
-      size_t to = b->count - from < URING_RUN ? b->count : from + URING_RUN, sent = 0;
-      for (size_t i = from; i < to; i++) {
-        if (dir_fds[i] < 0) continue;
-        run_dirs[sent] = dir_fds[i];
-        names[sent++] = name_in_dir(b->paths[i]);
-      }
-      int flags = READ_FLAGS | (noatime_allowed ? O_NOATIME : 0);
-      int used = sent > 0 && qmfleet_uring_read(run_dirs, names, sent, flags, want, fds, results) == 0;
-      for (size_t i = from, k = 0; i < to; i++) {
-        if (dir_fds[i] < 0) {
-          b->meta[i * META] = -dir_fds[i];
-          continue;
-        }
-        if (!used || !take_uring_read(b, i, k, fds[k], results[k], want))
-          read_one(b, dir_fds[i], name_in_dir(b->paths[i]), i);
-        k++;
-      }
-      if (used) qmfleet_uring_close(fds, sent);
-    }
-  }
-  for (size_t d = 0; d < dirs.count; d++)
-    if (dirs.list[d].fd >= 0) close(dirs.list[d].fd);
-  free(dirs.list);
-  free(dir_fds);
+  for (size_t from = 0; from < b->count; from += URING_RUN)
+    read_run(b, root_fd, from, b->count - from < URING_RUN ? b->count : from + URING_RUN);
   close(root_fd);
 }
 

@@ -743,6 +743,27 @@ describe("readBatch: many paths", () => {
   });
 });
 
+describe("readBatch: many directories", () => {
+  test("300 files each in a directory of its own, every third directory missing: each file read or absent", async () => {
+    const files: Record<string, string> = {};
+    const paths: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      paths.push(`d${i}/f`);
+      if (i % 3 !== 0) files[`d${i}/f`] = `file ${i}\n`;
+    }
+    const root = freshRoot(files);
+    const got = await readBoth(root, { paths, limit: 0, mtime: true });
+    got.forEach((o, i) => {
+      const content = files[paths[i] as string];
+      assert.deepEqual(
+        o,
+        content === undefined ? undefined : { data: Buffer.from(content), size: content.length, mtime: MTIME },
+        paths[i],
+      );
+    });
+  });
+});
+
 describe("readBatch: many batches at once", () => {
   test("300 batches asked for together each get their own files, settled in the order asked", async () => {
     const files: Record<string, string> = {};
