@@ -757,7 +757,9 @@ describe("readBatch: many directories", () => {
       const content = files[paths[i] as string];
       assert.deepEqual(
         o,
-        content === undefined ? undefined : { data: Buffer.from(content), size: content.length, mtime: MTIME },
+        content === undefined
+          ? undefined
+          : { data: Buffer.from(content), size: content.length, mtime: MTIME },
         paths[i],
       );
     });
