@@ -17,7 +17,7 @@
 //
 // One ring per thread (the JavaScript thread's synchronous reads, the reader thread's
 // asynchronous ones), set up on first use. Where the kernel has no io_uring or refuses it
-// (before Linux 5.6, kernel.io_uring_disabled, a container's seccomp profile), or
+// (before Linux 5.12, kernel.io_uring_disabled, a container's seccomp profile), or
 // QMFLEET_IO_URING=0 is set, every read goes the plain way.
 
 #define _GNU_SOURCE
@@ -33,7 +33,7 @@
 #include <linux/io_uring.h>
 #endif
 
-#ifdef IORING_FEAT_NODROP  // Linux 5.5 headers; OPENAT, READ and CLOSE are 5.6, probed at setup
+#ifdef IORING_FEAT_NATIVE_WORKERS  // Linux 5.12 headers
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -80,8 +80,10 @@ static int setup(void) {
     ring.fd = (int)syscall(__NR_io_uring_setup, ENTRIES, &p);
   }
   if (ring.fd < 0) return refuse("io_uring_setup", errno);
-  if (!(p.features & IORING_FEAT_SINGLE_MMAP) || !(p.features & IORING_FEAT_NODROP))
-    return refuse("io_uring features", ENOSYS);
+  // Linux 5.12 or later: a short read is then the end of a regular file, as with read(2) (the
+  // kernel retries a buffered read that stopped early; kernels before 5.9 could return it).
+  if (!(p.features & IORING_FEAT_NATIVE_WORKERS) || !(p.features & IORING_FEAT_NODROP))
+    return refuse("io_uring before Linux 5.12", ENOSYS);
   size_t sq_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
   size_t cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
   size_t size = sq_size > cq_size ? sq_size : cq_size;
@@ -101,8 +103,8 @@ static int setup(void) {
   ring.slots = malloc((size_t)URING_RUN * URING_SLOT);
   if (!ring.slots) return refuse("io_uring buffers", ENOMEM);
   ring_state = 1;
-  // A kernel before 5.6 takes the ring but not these requests (EINVAL for each): one file
-  // read here tells, so that such a kernel does not fail every file of every run.
+  // One file read here tells that the requests used are taken (a kernel that refuses them would
+  // otherwise fail every file of every run into the plain reads).
   static char *const probe[] = {"/dev/null"};
   int dir = AT_FDCWD, fd, result;
   if (qmfleet_uring_read(&dir, probe, 1, O_RDONLY | O_CLOEXEC, 1, &fd, &result) != 0) return -1;
