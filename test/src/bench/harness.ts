@@ -30,6 +30,36 @@ export function peakRssMB(): number {
   return Math.round(Number(kb) / 1024);
 }
 
+/** CPU time so far of this process's threads, in ms: the JavaScript thread, the native reader's, and all others. */
+export interface ThreadCpu {
+  javascript: number;
+  reader: number;
+  /** V8's helpers (garbage collection, compiling), libuv's pool. */
+  other: number;
+}
+
+/** ThreadCpu from /proc/self/task (clock ticks of 10 ms: utime + stime). */
+export function threadCpuMs(): ThreadCpu {
+  const cpu: ThreadCpu = { javascript: 0, reader: 0, other: 0 };
+  for (const tid of fs.readdirSync("/proc/self/task")) {
+    let stat: string;
+    let name: string;
+    try {
+      stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      name = fs.readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
+    } catch {
+      continue; // a thread that ended meanwhile
+    }
+    // Fields after the ")" that ends the name: state is the first, utime the 12th, stime the 13th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    if (Number(tid) === process.pid) cpu.javascript += ms;
+    else if (name === "qmfleet-reader") cpu.reader += ms;
+    else cpu.other += ms;
+  }
+  return cpu;
+}
+
 /** What a probe child reports (see read-probe.ts). */
 export interface ProbeResult {
   ms: number;

@@ -11,6 +11,7 @@ import {
   renderTable,
   runProbe,
   seconds,
+  type ThreadCpu,
   timeCommand,
 } from "./harness.js";
 import { type BenchQueue, countLabel, ensureQueue } from "./queues.js";
@@ -53,6 +54,10 @@ function measure(runs: number, probe: () => ProbeResult, baseline: string): Meas
   const ms = median(probes.map((p) => p.ms));
   const qmfleet = probes.find((p) => p.ms === ms) as ProbeResult;
   return { qmfleet, baselineMs: median(baselines), baselineOutput };
+}
+
+function cpuText(cpu: ThreadCpu): string {
+  return `JavaScript ${seconds(cpu.javascript)}, native reader ${seconds(cpu.reader)}, others (V8's garbage collection and compiling) ${seconds(cpu.other)}`;
 }
 
 /** A goal of the issue at this size: what it says, and whether the figure meets it. */
@@ -148,6 +153,7 @@ function sizeSection(
   const notes = [
     `matches: qmfleet ${ids.qmfleet.count}, grep ${ids.baselineOutput} (the same set: the pattern is anchored to a header line)`,
     `listed: ${list.qmfleet.count} messages (grep printed ${list.baselineOutput} raw Subject lines)`,
+    `listing CPU by thread (the median run): ${cpuText(list.qmfleet.detail?.cpuMs as ThreadCpu)}`,
     `qmail-qstat: find counts ${messFiles} mess files, ${Number(todoEntries) - 1} todo; qmfleet ${s.messagesInQueue} and ${s.notPreprocessed}; bytes ${s.bytes} (builder wrote ${q.bytes}), oldest birth ${s.oldestBirth} (builder: ${q.oldestBirth})`,
     `StatsCache: the first call (filling it) took ${seconds(Number(cached.qmfleet.detail?.firstMs))}`,
     `peak RSS per operation: ${[

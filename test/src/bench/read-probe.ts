@@ -6,13 +6,14 @@
 //   node read-probe.js <queue root> regex <pattern>      messages whose header lines match (-H)
 //   node read-probe.js <queue root> regex-ids <pattern>  the same, naming them only (-N):
 //                                                        envelope files unread, headers not decoded
-//   node read-probe.js <queue root> list                 every message, subjects decoded
+//   node read-probe.js <queue root> list                 every message, subjects decoded (and the
+//                                                        CPU each thread spent on it)
 //   node read-probe.js <queue root> stats             counts, bytes and oldest, nothing cached
 //   node read-probe.js <queue root> stats-counts      qmail-qstat's numbers and the per-state counts only
 //   node read-probe.js <queue root> stats-cached      a second call with a StatsCache (the first one fills it)
 
 import { detectLayout, queueStats, type ScanSelection, StatsCache, scanQueue } from "@qmfleet/agent";
-import { type ProbeResult, peakRssMB } from "./harness.js";
+import { type ProbeResult, peakRssMB, threadCpuMs } from "./harness.js";
 
 async function run(root: string, op: string, args: string[]): Promise<ProbeResult> {
   const layout = detectLayout(root);
@@ -37,11 +38,19 @@ async function run(root: string, op: string, args: string[]): Promise<ProbeResul
     case "list": {
       let count = 0;
       let subjectChars = 0;
+      const before = threadCpuMs();
       for await (const { message } of scanQueue(layout)) {
         count++;
         subjectChars += message.headers.subject.length;
       }
-      return { ms: elapsed(), count, peakRssMB: peakRssMB(), detail: { subjectChars } };
+      const ms = elapsed();
+      const after = threadCpuMs();
+      const cpuMs = {
+        javascript: after.javascript - before.javascript,
+        reader: after.reader - before.reader,
+        other: after.other - before.other,
+      };
+      return { ms, count, peakRssMB: peakRssMB(), detail: { subjectChars, cpuMs } };
     }
     case "stats":
     case "stats-counts": {
