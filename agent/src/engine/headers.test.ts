@@ -155,6 +155,19 @@ describe("summarizeHeaders", () => {
     assert.equal(clientIp, "203.0.113.9");
   });
 
+  it("takes the client from a Received field whose from clause starts on a folded line; twin: fields without a from clause name none", () => {
+    const below = "Received: from mx (HELO x) (203.0.113.8)\n  by y with SMTP\n";
+    for (const [first, expected] of [
+      ["Received:\r\n FROM a (HELO b) (203.0.113.7)\r\n  by c with SMTP\r\n", "203.0.113.7"],
+      ["Received: from\n\tq (203.0.113.6) by d\n", "203.0.113.6"],
+      ["Received: (qmail 1 invoked from network); 28 Nov 2026 04:11:12 -0000\n", "203.0.113.8"],
+      ["Received: fromage (203.0.113.5) by e\n", "203.0.113.8"],
+      ["Received: from\n", "203.0.113.8"],
+    ]) {
+      assert.equal(summarizeHeaders(Buffer.from(`${first}${below}Subject: x\n`)).clientIp, expected, first);
+    }
+  });
+
   it("reads a block that is not cut (no empty line) up to its end, and stops at an empty line", () => {
     assert.equal(summarizeHeaders(Buffer.from("Subject: no body")).headers.subject, "no body");
     assert.equal(summarizeHeaders(Buffer.from("To: a@x\n\nSubject: body line\n")).headers.subject, "");

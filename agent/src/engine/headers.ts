@@ -256,11 +256,27 @@ function wantedNameAt(latin1: string, start: number, colon: number): number {
 const firstAt = new Int32Array(SUMMARY_FIELDS.length * 2);
 const receivedAt: number[] = [];
 
-/** The unfolded values of the Received fields receivedAt holds, decoded one by one as asked. */
+/**
+ * The unfolded values of the Received fields receivedAt holds, decoded one by one as asked,
+ * skipping those of a plain-ASCII block that do not start with "from" and a blank: they name no
+ * client (receivedClientIp needs its from clause), and qmail-queue's own "(qmail 123 invoked
+ * ...)" line tops every message.
+ */
 function* receivedValues(v: BlockView): Generator<string> {
   for (let i = 0; i < receivedAt.length; i += 2) {
-    yield unfoldedValue(v, receivedAt[i] as number, receivedAt[i + 1] as number);
+    const colon = receivedAt[i] as number;
+    const end = receivedAt[i + 1] as number;
+    if (v.plain && !startsWithFrom(v.latin1, colon + 1, end)) continue;
+    yield unfoldedValue(v, colon, end);
   }
+}
+
+/** Whether text[start, end), blanks and line breaks skipped, starts with "from" (any case) and a blank. */
+function startsWithFrom(text: string, start: number, end: number): boolean {
+  let at = start;
+  while (at < end && isBlank(text.charCodeAt(at))) at++;
+  if (end - at < 5 || text.slice(at, at + 4).toLowerCase() !== "from") return false;
+  return isBlank(text.charCodeAt(at + 4));
 }
 
 /**
