@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { FINGERPRINT_SPAN, fingerprintFile, fingerprintOf, openNoAtime } from "./fingerprint.js";
 
 let tmp: string;
@@ -74,4 +76,33 @@ test("reading with O_NOATIME leaves the atime alone, where a plain read moves it
   assert.equal(fs.statSync(p).atimeMs, old.getTime());
   fs.readFileSync(p);
   assert.notEqual(fs.statSync(p).atimeMs, old.getTime());
+});
+
+test("a node without crypto.hash (before 20.12) is refused at load, naming what is needed; twin: with it the module loads", () => {
+  // The agent's modules in a child node whose crypto has no one-shot hash, as before node 20.12.
+  const withoutHash = path.join(tmp, "without-hash.cjs");
+  fs.writeFileSync(
+    withoutHash,
+    'require("node:crypto").hash = undefined; require("node:module").syncBuiltinESMExports();\n',
+  );
+  const load = (preload: string[]) =>
+    spawnSync(
+      process.execPath,
+      [
+        "--conditions=qmfleet-source",
+        "--import",
+        "tsx",
+        ...preload,
+        "--input-type=module",
+        "-e",
+        `await import(${JSON.stringify(fileURLToPath(new URL("./fingerprint.ts", import.meta.url)))}); console.log("loaded");`,
+      ],
+      { encoding: "utf8", cwd: fileURLToPath(new URL("../..", import.meta.url)) },
+    );
+  const refused = load(["--require", withoutHash]);
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, /qmfleet needs node 20\.12 or later \(crypto\.hash\); this is node v\d+/);
+  const loaded = load([]);
+  assert.equal(loaded.status, 0, loaded.stderr);
+  assert.equal(loaded.stdout.trim(), "loaded");
 });

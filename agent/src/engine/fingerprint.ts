@@ -4,9 +4,15 @@
 // so its size and header block (which starts with qmail's own Received line, carrying the
 // qmail-queue pid and the time) tell two messages apart, and cost one short read.
 
-import { hash } from "node:crypto";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import { cutHeaderBlock } from "./headers.js";
+
+// One-shot hashing came in node 20.12 (package.json's engines): an older node is named here,
+// at load, rather than by a "not a function" at the first message.
+if (typeof crypto.hash !== "function") {
+  throw new Error(`qmfleet needs node 20.12 or later (crypto.hash); this is node ${process.version}`);
+}
 
 /** At most this much of the head is hashed: the header block, or this prefix when it has no end. */
 export const FINGERPRINT_SPAN = 64 * 1024;
@@ -23,8 +29,8 @@ export function fingerprintOf(size: number, head: Buffer): string {
 
 /** fingerprintOf for a head already cut: cutHeaderBlock's block of at most FINGERPRINT_SPAN bytes (a scan has it cut). */
 export function fingerprintOfBlock(size: number, block: Buffer): string {
-  // One-shot hash (node >= 20.12): no Hash object a message.
-  return `${size}:${hash("sha256", block, "hex").slice(0, 32)}`;
+  // One-shot: no Hash object a message.
+  return `${size}:${crypto.hash("sha256", block, "hex").slice(0, 32)}`;
 }
 
 // O_NOATIME (Linux): reading a message must not refresh its atime, which qmail-send's cleanup
