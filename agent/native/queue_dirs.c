@@ -206,10 +206,6 @@ static napi_value stat_ids(napi_env env, napi_callback_info info) {
 }
 
 napi_status queue_dirs_init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_status s;
-  if ((s = napi_create_function(env, "listDir", NAPI_AUTO_LENGTH, list_dir, NULL, &fn)) != napi_ok) return s;
-  if ((s = napi_set_named_property(env, exports, "listDir", fn)) != napi_ok) return s;
-  if ((s = napi_create_function(env, "statIds", NAPI_AUTO_LENGTH, stat_ids, NULL, &fn)) != napi_ok) return s;
-  return napi_set_named_property(env, exports, "statIds", fn);
+  napi_status s = qmfleet_export(env, exports, "listDir", list_dir);
+  return s != napi_ok ? s : qmfleet_export(env, exports, "statIds", stat_ids);
 }

@@ -135,11 +135,12 @@ static char *name_in_dir(char *path) {
   return slash ? slash + 1 : path;
 }
 
-// File i's result, its `got` bytes already at the end of the batch's data.
-static void keep(Batch *b, size_t i, size_t got, size_t size, time_t mtime) {
+// File i's result, its `got` bytes already at the end of the batch's data; st is its fstat, NULL
+// when none was taken (then it was read whole or ended short of `limit`, and got is its size).
+static void keep(Batch *b, size_t i, size_t got, const struct stat *st) {
   double *m = b->meta + i * META;
-  m[1] = (double)size;
-  m[2] = (double)mtime;
+  m[1] = st && b->limit > 0 ? (double)st->st_size : (double)got;
+  m[2] = b->want_stat ? (double)st->st_mtim.tv_sec : 0;
   if (b->head_only) got = head_length(b->data + b->used, got);
   m[3] = (double)got;
   b->used += got;
@@ -184,7 +185,7 @@ static void read_one(Batch *b, int dir_fd, const char *name, size_t i) {
   }
   close(fd);
   if (err) m[0] = err;
-  else keep(b, i, got, have_stat && b->limit > 0 ? (size_t)st.st_size : got, b->want_stat ? st.st_mtim.tv_sec : 0);
+  else keep(b, i, got, have_stat ? &st : NULL);
 }
 
 // Through io_uring (queue_uring.c), file k of the last run read there (open as fd), as file i of
@@ -206,7 +207,7 @@ static int take_uring_read(Batch *b, size_t i, size_t k, int fd, int res, size_t
   size_t got = (size_t)res;
   if (reserve(b, got) != 0) return 0;
   memcpy(b->data + b->used, qmfleet_uring_slot(k), got);
-  keep(b, i, got, have_stat && b->limit > 0 ? (size_t)st.st_size : got, b->want_stat ? st.st_mtim.tv_sec : 0);
+  keep(b, i, got, have_stat ? &st : NULL);
   return 1;
 }
 
@@ -542,18 +543,20 @@ static napi_value use_io_uring(napi_env env, napi_callback_info info) {
   return was;
 }
 
+napi_status qmfleet_export(napi_env env, napi_value exports, const char *name, napi_callback fn) {
+  napi_value f;
+  napi_status s = napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f);
+  return s != napi_ok ? s : napi_set_named_property(env, exports, name, f);
+}
+
 NAPI_MODULE_INIT() {
-  napi_value fn;
   const char *setting = getenv("QMFLEET_IO_URING");
   if (setting && strcmp(setting, "0") == 0) qmfleet_uring_enable(0);
-  if (napi_create_function(env, "readerKind", NAPI_AUTO_LENGTH, reader_kind, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "readerKind", fn) != napi_ok) return NULL;
-  if (napi_create_function(env, "useIoUring", NAPI_AUTO_LENGTH, use_io_uring, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "useIoUring", fn) != napi_ok) return NULL;
-  if (napi_create_function(env, "readFiles", NAPI_AUTO_LENGTH, read_files, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "readFiles", fn) != napi_ok) return NULL;
-  if (napi_create_function(env, "readFilesSync", NAPI_AUTO_LENGTH, read_files_sync, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "readFilesSync", fn) != napi_ok) return NULL;
-  if (queue_dirs_init(env, exports) != napi_ok) return NULL;
+  if (qmfleet_export(env, exports, "readerKind", reader_kind) != napi_ok ||
+      qmfleet_export(env, exports, "useIoUring", use_io_uring) != napi_ok ||
+      qmfleet_export(env, exports, "readFiles", read_files) != napi_ok ||
+      qmfleet_export(env, exports, "readFilesSync", read_files_sync) != napi_ok ||
+      queue_dirs_init(env, exports) != napi_ok)
+    return NULL;
   return exports;
 }

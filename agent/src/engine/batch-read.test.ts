@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { runSourceScript } from "@qmfleet/test";
 import { type BatchRequest, FileBatch, type QueueFileRead, readBatch, readBatchSync } from "./batch-read.js";
 import { cutHeaderBlock } from "./headers.js";
 import { QueueAccessError } from "./layout.js";
@@ -509,17 +510,7 @@ describe("readBatch: a FIFO", () => {
       "console.log(JSON.stringify(out));",
     ].join("\n");
     const inChild = (env: NodeJS.ProcessEnv): Encoded[] => {
-      const child = spawnSync(
-        process.execPath,
-        ["--conditions=qmfleet-source", "--import", "tsx", "--input-type=module", "-e", script],
-        {
-          cwd: fileURLToPath(new URL("../..", import.meta.url)),
-          env,
-          encoding: "utf8",
-          timeout: 30_000,
-          killSignal: "SIGKILL",
-        },
-      );
+      const child = runSourceScript(script, { env, timeoutMs: 30_000 });
       assert.equal(child.signal, null, "readBatchSync blocked on a FIFO (killed at the timeout)");
       assert.equal(child.status, 0, child.stderr);
       return JSON.parse(child.stdout) as Encoded[];
@@ -821,19 +812,14 @@ describe("readBatch: the io_uring fast path", () => {
   });
 
   test("QMFLEET_IO_URING=0 turns it off for the process; twin: unset, the process reads as this kernel allows", () => {
-    const kindIn = (env: NodeJS.ProcessEnv): string =>
-      execFileSync(
-        process.execPath,
-        [
-          "--conditions=qmfleet-source",
-          "--import",
-          "tsx",
-          "--input-type=module",
-          "-e",
-          `import { native } from ${JSON.stringify(fileURLToPath(new URL("./native.ts", import.meta.url)))}; console.log(native.readerKind());`,
-        ],
-        { cwd: fileURLToPath(new URL("../..", import.meta.url)), env, encoding: "utf8" },
-      ).trim();
+    const kindIn = (env: NodeJS.ProcessEnv): string => {
+      const native = JSON.stringify(fileURLToPath(new URL("./native.ts", import.meta.url)));
+      const child = runSourceScript(`import { native } from ${native}; console.log(native.readerKind());`, {
+        env,
+      });
+      assert.equal(child.status, 0, child.stderr);
+      return child.stdout.trim();
+    };
     const { QMFLEET_IO_URING: _, ...unset } = process.env;
     assert.equal(kindIn({ ...unset, QMFLEET_IO_URING: "0" }), "plain (io_uring turned off)");
     // Unset, only the kernel can say no, and the reason names the io_uring step that failed.

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { runSourceScript } from "@qmfleet/test";
 import { FINGERPRINT_SPAN, fingerprintFile, fingerprintOf, openNoAtime } from "./fingerprint.js";
 
 let tmp: string;
@@ -85,20 +85,9 @@ test("a node without crypto.hash (before 20.12) is refused at load, naming what 
     withoutHash,
     'require("node:crypto").hash = undefined; require("node:module").syncBuiltinESMExports();\n',
   );
-  const load = (preload: string[]) =>
-    spawnSync(
-      process.execPath,
-      [
-        "--conditions=qmfleet-source",
-        "--import",
-        "tsx",
-        ...preload,
-        "--input-type=module",
-        "-e",
-        `await import(${JSON.stringify(fileURLToPath(new URL("./fingerprint.ts", import.meta.url)))}); console.log("loaded");`,
-      ],
-      { encoding: "utf8", cwd: fileURLToPath(new URL("../..", import.meta.url)) },
-    );
+  const module = JSON.stringify(fileURLToPath(new URL("./fingerprint.ts", import.meta.url)));
+  const load = (nodeArgs: string[]) =>
+    runSourceScript(`await import(${module}); console.log("loaded");`, { nodeArgs });
   const refused = load(["--require", withoutHash]);
   assert.notEqual(refused.status, 0);
   assert.match(refused.stderr, /qmfleet needs node 20\.12 or later \(crypto\.hash\); this is node v\d+/);

@@ -222,7 +222,7 @@ export interface HeaderSummary {
   clientIp: string;
 }
 
-/** The fields summarizeHeaders keeps, by their index in SUMMARY_VALUES. */
+/** The fields summarizeHeaders keeps; an index here is one in WANTED_NAMES and a pair in firstAt. */
 const SUMMARY_FIELDS = ["from", "to", "cc", "subject", "date", "message-id"] as const;
 const RECEIVED = SUMMARY_FIELDS.length;
 const WANTED_NAMES = [...SUMMARY_FIELDS, "received"];
@@ -237,15 +237,19 @@ function wantedNameAt(latin1: string, start: number, colon: number): number {
   while (end > start && (isBlank(latin1.charCodeAt(end - 1)) || latin1.charCodeAt(end - 1) === 0xa0)) end--;
   for (let w = 0; w < WANTED_NAMES.length; w++) {
     const name = WANTED_NAMES[w] as string;
-    if (name.length !== end - start) continue;
-    let i = 0;
-    for (; i < name.length; i++) {
-      const c = latin1.charCodeAt(start + i);
-      if ((c >= 0x41 && c <= 0x5a ? c + 0x20 : c) !== name.charCodeAt(i)) break;
-    }
-    if (i === name.length) return w;
+    if (name.length === end - start && startsWithName(latin1, start, name)) return w;
   }
   return -1;
+}
+
+/** Whether text at `at` spells `name` (lower-case ASCII) in any case, without building a string. */
+function startsWithName(text: string, at: number, name: string): boolean {
+  if (text.length - at < name.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = text.charCodeAt(at + i);
+    if ((c >= 0x41 && c <= 0x5a ? c + 0x20 : c) !== name.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /**
@@ -275,8 +279,7 @@ function* receivedValues(v: BlockView): Generator<string> {
 function startsWithFrom(text: string, start: number, end: number): boolean {
   let at = start;
   while (at < end && isBlank(text.charCodeAt(at))) at++;
-  if (end - at < 5 || text.slice(at, at + 4).toLowerCase() !== "from") return false;
-  return isBlank(text.charCodeAt(at + 4));
+  return end - at >= 5 && startsWithName(text, at, "from") && isBlank(text.charCodeAt(at + 4));
 }
 
 /**

@@ -113,7 +113,7 @@ class Pacer {
 
   /**
    * Undefined while the slice goes on, else the turn to await. Not an async method: its
-   * promise per item was a tenth of a listing's allocations (bench/README.md).
+   * promise per item was ~5% of a listing's allocations (bench/README.md).
    */
   tick(): Promise<void> | undefined {
     // performance.now() costs ~50 ns: look at the clock every 64 items only.

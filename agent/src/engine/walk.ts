@@ -473,11 +473,15 @@ class Candidate implements ScanCandidate {
   ) {}
 
   readRaw(maxBytes: number): Buffer {
-    return readAt(`${this.root}/${this.message.paths.mess}`, 0, maxBytes);
+    return readAt(this.messAbs, 0, maxBytes);
   }
 
   readBody(maxBytes: number): Buffer {
-    return readAt(`${this.root}/${this.message.paths.mess}`, this.bodyOffset, maxBytes);
+    return readAt(this.messAbs, this.bodyOffset, maxBytes);
+  }
+
+  private get messAbs(): string {
+    return `${this.root}/${this.message.paths.mess}`;
   }
 }
 
