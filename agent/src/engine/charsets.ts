@@ -6,6 +6,7 @@
 import { Buffer, isUtf8 } from "node:buffer";
 import iconv from "iconv-lite";
 import { normalizeCharset } from "libmime/lib/charset.js";
+import { TableDecoder } from "./table-decoder.js";
 
 // ESC $ @, ESC $ B (JIS X 0208), ESC $ ( D (JIS X 0212), ESC ( B/J/I (ASCII, Roman, kana):
 // the shifts only ISO-2022-JP uses. Seven-bit text carrying one of them is ISO-2022-JP.
@@ -18,6 +19,14 @@ const ASCII_COMPATIBLE_LABEL = /^(?:(?:us-?)?ascii|utf-?8|unicode-1-1-utf-8|7bit
 const REFUSED_CODECS = new Set(["utf7", "utf7imap", "base64", "hex"].map((name) => iconv.getCodec(name)));
 
 const ESC = 0x1b;
+
+const EUC_JP = new TableDecoder("EUC-JP");
+const SHIFT_JIS = new TableDecoder("Shift_JIS");
+/** The table decoders by iconv-lite codec, so that a label naming one of them (CP932, x-euc-jp) finds it. */
+const TABLE_DECODERS = new Map([
+  [iconv.getCodec("EUC-JP"), EUC_JP],
+  [iconv.getCodec("Shift_JIS"), SHIFT_JIS],
+]);
 
 /**
  * ISO-2022-JP (RFC 1468, with the JIS X 0212 and half-width kana shifts of its relatives) to
@@ -68,13 +77,13 @@ function decodeIso2022Jp(bytes: Buffer): string {
       }
     }
   }
-  return iconv.decode(euc.subarray(0, n), "EUC-JP");
+  return EUC_JP.decode(euc.subarray(0, n));
 }
 
 type Resolved =
   | { kind: "utf8" }
   | { kind: "iso2022jp" }
-  | { kind: "iconv"; name: string }
+  | { kind: "iconv"; decode: (bytes: Buffer) => string }
   | { kind: "unknown" };
 
 // Labels come from mail, so a sender could fill an unbounded cache with made-up names.
@@ -97,8 +106,13 @@ function resolveUncached(label: string): Resolved {
   if (ISO_2022_JP_LABEL.test(bare)) return { kind: "iso2022jp" };
   const name = normalizeCharset(bare);
   if (!iconv.encodingExists(name)) return { kind: "unknown" };
-  if (REFUSED_CODECS.has(iconv.getCodec(name))) return { kind: "unknown" };
-  return { kind: "iconv", name };
+  const codec = iconv.getCodec(name);
+  if (REFUSED_CODECS.has(codec)) return { kind: "unknown" };
+  const table = TABLE_DECODERS.get(codec);
+  return {
+    kind: "iconv",
+    decode: table ? (bytes) => table.decode(bytes) : (bytes) => iconv.decode(bytes, name),
+  };
 }
 
 function hasHighByte(bytes: Buffer): boolean {
@@ -175,8 +189,8 @@ export function decodeUnlabeled(bytes: Buffer): string {
   if (isUtf8(bytes)) return bytes.toString("utf8");
   const sjis = isShiftJis(bytes);
   const euc = isEucJp(bytes);
-  if (euc && (!sjis || !hasShiftJisOnlyByte(bytes))) return iconv.decode(bytes, "EUC-JP");
-  if (sjis) return iconv.decode(bytes, "Shift_JIS");
+  if (euc && (!sjis || !hasShiftJisOnlyByte(bytes))) return EUC_JP.decode(bytes);
+  if (sjis) return SHIFT_JIS.decode(bytes);
   return iconv.decode(bytes, "windows-1252");
 }
 
@@ -194,7 +208,7 @@ export function decodeCharset(bytes: Buffer, label: string): string {
     case "iso2022jp":
       return hasHighByte(bytes) ? decodeUnlabeled(bytes) : decodeIso2022Jp(bytes);
     case "iconv":
-      return iconv.decode(bytes, resolved.name);
+      return resolved.decode(bytes);
     case "unknown":
       return decodeUnlabeled(bytes);
   }
