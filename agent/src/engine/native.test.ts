@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { QueueAccessError } from "./layout.js";
-import { native, nativeFailure } from "./native.js";
+import { MessageNameSet, native, nativeFailure } from "./native.js";
 
 let tmp: string;
 before(() => {
@@ -121,5 +121,29 @@ describe("statIds", () => {
       /statIds\(path, Float64Array\) expected/,
     );
     assert.throws(() => (native.listDir as (a: unknown) => unknown)(42), /the path must be a string/);
+  });
+});
+
+describe("MessageNameSet", () => {
+  test("holds a directory's message names: plain ones as numbers, odd ones (leading zero, 16 digits) as names", () => {
+    const dir = freshDir();
+    for (const name of ["7", "123456789012345", "1234567890123456", "0123", "12a"])
+      fs.writeFileSync(path.join(dir, name), name);
+    fs.mkdirSync(path.join(dir, "8"));
+    const names = MessageNameSet.of(dir);
+    for (const name of ["7", "123456789012345", "1234567890123456", "0123"]) assert.ok(names.has(name), name);
+    assert.ok(names.hasPlain(7) && names.hasPlain(123456789012345));
+    // Twins: names that are not there, though their numbers or spellings come close.
+    for (const name of ["8", "123", "00123", "1234567890123457", "12a", "07"])
+      assert.ok(!names.has(name), name);
+    assert.ok(!names.hasPlain(123) && !names.hasPlain(8));
+  });
+
+  test("a missing directory holds no name; twin: the same directory with one", () => {
+    const dir = path.join(freshDir(), "gone");
+    assert.ok(!MessageNameSet.of(dir).has("5"));
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "5"), "");
+    assert.ok(MessageNameSet.of(dir).has("5"));
   });
 });

@@ -89,3 +89,33 @@ export function messageFileNames(abs: string): string[] {
   for (const name of listing.odd) if (isMessageName(name)) names.push(name);
   return names;
 }
+
+/**
+ * The message names of a directory (as messageFileNames lists them), for membership tests: the
+ * plain ones as numbers, so that a walk asking of each of 100,000 messages whether it has a
+ * local/N or remote/N file and whether it bounces builds no string for any of them.
+ */
+export class MessageNameSet {
+  private readonly plain: Set<number>;
+  private readonly odd: Set<string>;
+
+  constructor(listing: DirListing | undefined) {
+    this.plain = new Set(listing?.ids);
+    this.odd = new Set(listing?.odd.filter(isMessageName));
+  }
+
+  static of(abs: string): MessageNameSet {
+    return new MessageNameSet(listDirectory(abs));
+  }
+
+  /** For an id from a listing's `ids`. */
+  hasPlain(id: number): boolean {
+    return this.plain.has(id);
+  }
+
+  /** For any name: a plain one (as queue_dirs.c tells them: 15 digits at most, no leading zero) as its number. */
+  has(name: string): boolean {
+    const n = Number(name);
+    return name.length <= 15 && String(n) === name ? this.plain.has(n) : this.odd.has(name);
+  }
+}

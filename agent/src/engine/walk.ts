@@ -41,7 +41,7 @@ import type {
   QueueLayout,
   Recipient,
 } from "./model.js";
-import { messageFileNames } from "./native.js";
+import { listDirectory, MessageNameSet, messageFileNames } from "./native.js";
 import { readQueueFile } from "./queue-file.js";
 
 export interface WalkOptions {
@@ -149,7 +149,7 @@ export class Walker {
   private readonly routing: Routing;
   private readonly headTest: ((headBlock: Buffer) => boolean) | undefined;
   private readonly accept: ((candidate: ScanCandidate) => boolean) | undefined;
-  private bouncing: Set<string> | undefined;
+  private bouncing: MessageNameSet | undefined;
 
   constructor(
     private readonly layout: QueueLayout,
@@ -165,8 +165,8 @@ export class Walker {
   }
 
   /** Ids in bounce/ (read once per walk: one listing instead of a stat per message). */
-  private bouncingIds(): Set<string> {
-    this.bouncing ??= new Set(messageNames(this.root, "bounce"));
+  private bouncingIds(): MessageNameSet {
+    this.bouncing ??= MessageNameSet.of(`${this.root}/bounce`);
     return this.bouncing;
   }
 
@@ -189,25 +189,30 @@ export class Walker {
    */
   private *bucketListings(): Generator<BucketListing> {
     const bouncing = this.bouncingIds();
-    for (let n = 0; n < this.layout.split; n++) {
-      const infos = messageNames(this.root, `info/${n}`);
-      if (infos.length === 0) continue;
+    const { split } = this.layout;
+    for (let n = 0; n < split; n++) {
+      const infos = listDirectory(`${this.root}/info/${n}`);
+      if (!infos) continue;
       // Which channel files exist matters only to the envelope reads.
-      const local = new Set(this.envelope ? messageNames(this.root, `local/${n}`) : []);
-      const remote = new Set(this.envelope ? messageNames(this.root, `remote/${n}`) : []);
+      const local = new MessageNameSet(this.envelope ? listDirectory(`${this.root}/local/${n}`) : undefined);
+      const remote = new MessageNameSet(
+        this.envelope ? listDirectory(`${this.root}/remote/${n}`) : undefined,
+      );
       const ids: string[] = [];
       const flags: number[] = [];
-      for (const id of infos) {
-        // A file in the wrong split dir is invisible to qmail-send: check.ts reports it.
-        if (splitOf(this.layout, id) !== n) continue;
+      const keep = (id: string, has: (names: MessageNameSet) => boolean) => {
         ids.push(id);
         flags.push(
-          (local.has(id) ? HAS_LOCAL : 0) |
-            (remote.has(id) ? HAS_REMOTE : 0) |
-            (bouncing.has(id) ? BOUNCING : 0),
+          (has(local) ? HAS_LOCAL : 0) | (has(remote) ? HAS_REMOTE : 0) | (has(bouncing) ? BOUNCING : 0),
         );
+      };
+      // A file in the wrong split dir is invisible to qmail-send (check.ts reports it): skipped.
+      // Plain names as numbers first, then the odd ones, as messageFileNames orders them.
+      for (const id of infos.ids) if (id % split === n) keep(String(id), (names) => names.hasPlain(id));
+      for (const id of infos.odd) {
+        if (isMessageName(id) && splitOf(this.layout, id) === n) keep(id, (names) => names.has(id));
       }
-      yield { ids, flags };
+      if (ids.length > 0) yield { ids, flags };
     }
   }
 
