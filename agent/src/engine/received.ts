@@ -54,12 +54,17 @@ for (const [net, prefix] of [
   IPV6_NOT_EXTERNAL.addSubnet(net, prefix, "ipv6");
 }
 
+const IPV6_PREFIX = /^ipv6:/i;
 const IPV4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
+const PORT = /:\d+$/;
 
 /** A literal as found in a header ("IPv6:2001:db8::1", "::ffff:1.2.3.4") to a plain address, or "". */
 function normalizeAddress(literal: string): string {
-  const bare = literal.replace(/^ipv6:/i, "");
-  const mapped = IPV4_MAPPED.exec(bare);
+  // Each pattern is tried only where its first character is (this runs for every token of every
+  // Received comment of a scan).
+  const first = literal.charCodeAt(0);
+  const bare = first === 0x69 || first === 0x49 ? literal.replace(IPV6_PREFIX, "") : literal;
+  const mapped = bare.charCodeAt(0) === 0x3a ? IPV4_MAPPED.exec(bare) : null;
   if (mapped) return mapped[1] as string;
   const version = isIP(bare);
   if (version === 4) return bare;
@@ -82,13 +87,17 @@ const TOKEN_SEPARATORS = /[\s()[\]@,;]+/;
 
 /** The first address in `text`: a bracketed literal ([1.2.3.4], [IPv6:...]) first, then a bare one. */
 function firstAddressIn(text: string): string {
-  for (const match of text.matchAll(BRACKETED)) {
-    const ip = normalizeAddress(match[1] as string);
-    if (ip) return ip;
+  if (text.includes("[")) {
+    for (const match of text.matchAll(BRACKETED)) {
+      const ip = normalizeAddress(match[1] as string);
+      if (ip) return ip;
+    }
   }
   for (const token of text.split(TOKEN_SEPARATORS)) {
+    if (token === "") continue;
     // "user@1.2.3.4" (qmail-smtpd with ident) splits on "@"; "1.2.3.4:25123" drops the port.
-    const ip = normalizeAddress(token) || normalizeAddress(token.replace(/:\d+$/, ""));
+    const ip =
+      normalizeAddress(token) || (token.includes(":") ? normalizeAddress(token.replace(PORT, "")) : "");
     if (ip) return ip;
   }
   return "";
@@ -110,10 +119,11 @@ const PARENTHESES = /[()]/g;
 export function receivedClientIp(value: string): string {
   const fromAt = FROM_CLAUSE_START.exec(value);
   if (!fromAt) return "";
-  // Split the from clause into comments (nested ones flattened) and the text outside them.
-  const comments: string[] = [];
+  // The from clause is split into comments (nested ones flattened) and the text outside them;
+  // the comments are read in order (the first address found is the answer), then the outside.
   let outside = "";
   let depth = 0;
+  let nested = false;
   let runStart = fromAt[0].length;
   let end = value.length;
   for (let i = runStart; i < value.length; i++) {
@@ -122,12 +132,16 @@ export function receivedClientIp(value: string): string {
       if (depth === 0) {
         outside += `${value.slice(runStart, i)} `;
         runStart = i + 1;
+        nested = false;
+      } else {
+        nested = true;
       }
       depth++;
     } else if (c === 0x29 && depth > 0) {
       depth--;
       if (depth === 0) {
-        comments.push(value.slice(runStart, i).replace(PARENTHESES, " "));
+        const ip = commentAddress(value.slice(runStart, i), nested);
+        if (ip) return ip;
         runStart = i + 1;
       }
     } else if (depth === 0 && (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d)) {
@@ -139,14 +153,15 @@ export function receivedClientIp(value: string): string {
       }
     }
   }
-  if (depth === 0) outside += value.slice(runStart, end);
-  else comments.push(value.slice(runStart, end).replace(PARENTHESES, " "));
-  for (const text of comments) {
-    if (HELO_COMMENT.test(text)) continue;
-    const ip = firstAddressIn(text.replace(HELO_PARAMETER, " "));
-    if (ip) return ip;
-  }
-  return firstAddressIn(outside);
+  if (depth > 0) return commentAddress(value.slice(runStart, end), nested) || firstAddressIn(outside);
+  return firstAddressIn(outside + value.slice(runStart, end));
+}
+
+/** The address a comment of a from clause gives, "" for none or for a HELO comment. */
+function commentAddress(comment: string, nested: boolean): string {
+  const text = nested ? comment.replace(PARENTHESES, " ") : comment;
+  if (HELO_COMMENT.test(text)) return "";
+  return firstAddressIn(text.includes("=") ? text.replace(HELO_PARAMETER, " ") : text);
 }
 
 /** The first external client address walking the Received fields from the top (newest) down. */
