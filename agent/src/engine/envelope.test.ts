@@ -120,6 +120,11 @@ test("8-bit text: UTF-8 as text, other bytes escaped, and both map back to the e
   assert.equal(envelopeText(Buffer.from("山田@example.jp")), "山田@example.jp");
   // "ü" in UTF-8 (2 bytes) and latin1 0xFC (1 byte) must not read as the same text.
   assert.notEqual(envelopeText(Buffer.from([0xfc])), envelopeText(Buffer.from("ü")));
+  // A record within a file: only its bytes decide (the 8-bit bytes around it do not).
+  const file = Buffer.concat([Buffer.from([0xfc]), Buffer.from("T山田@x\0Ta@b\0"), Buffer.from([0xfc])]);
+  assert.equal(envelopeText(file, 2, 2 + Buffer.byteLength("山田@x")), "山田@x");
+  assert.equal(envelopeText(file, file.length - 5, file.length - 2), "a@b");
+  assert.equal(envelopeText(file, 0, 1), "\udcfc");
 });
 
 test("control files: virtualdomains and locals (or me) beside the queue; absent files are normal", () => {

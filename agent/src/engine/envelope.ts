@@ -15,13 +15,14 @@ import type { Channel, Recipient } from "./model.js";
 const ESCAPE_BASE = 0xdc00;
 
 /** Text of an envelope field: ASCII or valid UTF-8 as such, other bytes escaped (see envelopeBytes). */
-export function envelopeText(bytes: Buffer): string {
+export function envelopeText(bytes: Buffer, start = 0, end = bytes.length): string {
   let high = false;
-  for (let i = 0; i < bytes.length && !high; i++) high = (bytes[i] as number) >= 0x80;
-  if (!high) return bytes.toString("latin1");
-  if (isUtf8(bytes)) return bytes.toString("utf8");
+  for (let i = start; i < end && !high; i++) high = (bytes[i] as number) >= 0x80;
+  if (!high) return bytes.toString("latin1", start, end);
+  const field = bytes.subarray(start, end);
+  if (isUtf8(field)) return field.toString("utf8");
   let out = "";
-  for (const b of bytes) out += String.fromCharCode(b < 0x80 ? b : ESCAPE_BASE + b);
+  for (const b of field) out += String.fromCharCode(b < 0x80 ? b : ESCAPE_BASE + b);
   return out;
 }
 
@@ -62,11 +63,12 @@ class Problems {
 }
 
 /**
- * Calls `each` with the type ("F", "T", "D", "u", "p"..., "" for an empty record) and value of
- * every record of a file, in order, without keeping them (an envelope file can be large); a
- * trailing record without NUL is passed on and reported. Returns how many records there were.
+ * Calls `each` with the type ("F", "T", "D", "u", "p"..., "" for an empty record) and the text
+ * of every record of a file (envelopeText), in order, without keeping them (an envelope file can
+ * be large); a trailing record without NUL is passed on and reported. Returns how many records
+ * there were.
  */
-function eachRecord(data: Buffer, problems: Problems, each: (type: string, value: Buffer) => void): number {
+function eachRecord(data: Buffer, problems: Problems, each: (type: string, text: string) => void): number {
   let count = 0;
   let start = 0;
   while (start < data.length) {
@@ -75,8 +77,8 @@ function eachRecord(data: Buffer, problems: Problems, each: (type: string, value
       problems.add("missing final NUL");
       end = data.length;
     }
-    if (end === start) each("", data.subarray(start, start));
-    else each(String.fromCharCode(data[start] as number), data.subarray(start + 1, end));
+    if (end === start) each("", "");
+    else each(String.fromCharCode(data[start] as number), envelopeText(data, start + 1, end));
     count++;
     start = end + 1;
   }
@@ -100,8 +102,8 @@ export interface ParsedInfo {
 export function parseInfo(data: Buffer): ParsedInfo {
   const problems = new Problems();
   let sender: string | undefined;
-  const count = eachRecord(data, problems, (type, value) => {
-    if (type === "F" && sender === undefined) sender = envelopeText(value);
+  const count = eachRecord(data, problems, (type, text) => {
+    if (type === "F" && sender === undefined) sender = text;
     else if (type === "F") problems.add("more than one F record");
     else problems.add(describeType(type));
   });
@@ -119,9 +121,8 @@ export interface ParsedRecipients {
 export function parseRecipients(data: Buffer, channel: Channel, vdoms: VirtualDomains): ParsedRecipients {
   const problems = new Problems();
   const recipients: Recipient[] = [];
-  const count = eachRecord(data, problems, (type, value) => {
+  const count = eachRecord(data, problems, (type, stored) => {
     if (type === "T" || type === "D") {
-      const stored = envelopeText(value);
       const address = channel === "local" ? vdoms.strip(stored) : stored;
       recipients.push({ channel, address, stored, done: type === "D" });
     } else {
@@ -146,8 +147,7 @@ export function parseTodo(data: Buffer): ParsedTodo {
   const problems = new Problems();
   const out: ParsedTodo = { uid: undefined, pid: undefined, sender: "", recipients: [], problems: [] };
   let sawSender = false;
-  eachRecord(data, problems, (type, value) => {
-    const text = envelopeText(value);
+  eachRecord(data, problems, (type, text) => {
     if (type === "u") out.uid = Number(text);
     else if (type === "p") out.pid = Number(text);
     else if (type === "F" && !sawSender) {

@@ -261,17 +261,18 @@ const firstAt = new Int32Array(SUMMARY_FIELDS.length * 2);
 const receivedAt: number[] = [];
 
 /**
- * The unfolded values of the Received fields receivedAt holds, decoded one by one as asked,
- * skipping those of a plain-ASCII block that do not start with "from" and a blank: they name no
- * client (receivedClientIp needs its from clause), and qmail-queue's own "(qmail 123 invoked
- * ...)" line tops every message.
+ * The values of the Received fields receivedAt holds, decoded one by one as asked and left
+ * folded (receivedClientIp reads a fold's line break as the blank it is; qmail-smtpd folds every
+ * one of its lines), skipping those of a plain-ASCII block that do not start with "from" and a
+ * blank: they name no client (receivedClientIp needs its from clause), and qmail-queue's own
+ * "(qmail 123 invoked ...)" line tops every message.
  */
 function* receivedValues(v: BlockView): Generator<string> {
   for (let i = 0; i < receivedAt.length; i += 2) {
     const colon = receivedAt[i] as number;
     const end = receivedAt[i + 1] as number;
     if (v.plain && !startsWithFrom(v.latin1, colon + 1, end)) continue;
-    yield unfoldedValue(v, colon, end);
+    yield textOf(v, colon + 1, end);
   }
 }
 

@@ -20,6 +20,22 @@ describe("receivedClientIp", () => {
     assert.equal(receivedClientIp("from unknown (HELO x) (2001:DB8::25) by mx1 with SMTP"), "2001:db8::25");
   });
 
+  it("reads a folded, untrimmed value as its unfolded form: a fold's line break is a blank", () => {
+    const folded: [string, string][] = [
+      [" from unknown (HELO foo) (203.0.113.5)\n  by mx1.example with SMTP", "203.0.113.5"],
+      [" from unknown (HELO\r\n\tfoo)\r\n (\n 203.0.113.5) by mx1", "203.0.113.5"],
+      ["from host.example\n  ([192.0.2.1]\n  helo=198.51.100.1)\n\tby mx1", "192.0.2.1"],
+      ["from [198.51.100.2]\n (helo=\n 192.0.2.7) by mx1", "198.51.100.2"],
+      // Twins: nothing to find once unfolded either.
+      ["\n (qmail 123 invoked from network);\n 28 Nov 2026", ""],
+      ["from unknown (HELO\n 203.0.113.9)\n  by mx1", ""],
+    ];
+    for (const [value, ip] of folded) {
+      assert.equal(receivedClientIp(value), ip, JSON.stringify(value));
+      assert.equal(receivedClientIp(value.replace(/\r?\n/g, "").trim()), ip, JSON.stringify(value));
+    }
+  });
+
   it("finds no address in qmail-queue's own lines", () => {
     assert.equal(receivedClientIp("(qmail 16168 invoked by uid 0); 28 Nov 2026 04:11:12 -0000"), "");
     assert.equal(receivedClientIp("(qmail 123 invoked from network); 28 Nov 2026 04:11:12 -0000"), "");

@@ -111,7 +111,9 @@ const FROM_CLAUSE_END = /\s+by\s/iy;
 const PARENTHESES = /[()]/g;
 
 /**
- * The client address one Received field records, "" when it records none. Understands
+ * The client address one Received field records, "" when it records none. The value may be
+ * folded and untrimmed: its line breaks, always followed by a blank in a field, are blanks here
+ * too, so the answer is the unfolded value's. Understands
  * qmail-smtpd (`from host (HELO x) (1.2.3.4)`, `(user@1.2.3.4)`), Postfix and Sendmail
  * (`from helo (rdns [1.2.3.4])`) and Exim (`from [1.2.3.4] (helo=x)`, `from host ([1.2.3.4] helo=x)`).
  * Addresses in the HELO argument are ignored: a client can claim any of them.
