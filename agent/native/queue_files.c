@@ -19,7 +19,9 @@
 //   unless WANT_STAT), length of its bytes in data (the files' bytes follow each other).
 //   flags: WANT_STAT (1) fstat every file, for its mtime; HEAD_ONLY (2) keep of each file's
 //   bytes only its header block and the empty line after it, when there is one (a mess file's
-//   body is most of its first bytes and nothing a scan looks at).
+//   body is most of its first bytes and nothing a scan looks at); DIGEST (4, with HEAD_ONLY)
+//   also a `digests` Buffer: per path, HEAD_DIGEST bytes of the SHA-256 of its header block
+//   (the bytes kept without the empty line; head_digest.c), absent when they cannot be had.
 //   size is what was read when the file was read whole or was shorter than `limit`, and
 //   fstat's when the read filled `limit` (or with WANT_STAT).
 //   A failure to open the root rejects (throws) with an Error whose `errno` is the errno number
@@ -37,11 +39,13 @@
 #include <unistd.h>
 
 #include "addon.h"
+#include "head_digest.h"
 #include "queue_uring.h"
 
 #define META 4
 #define WANT_STAT 1
 #define HEAD_ONLY 2
+#define DIGEST 4
 
 typedef struct Batch {
   char *root;
@@ -51,6 +55,8 @@ typedef struct Batch {
   size_t limit;
   int want_stat;
   int head_only;
+  unsigned char *digests;  // HEAD_DIGEST bytes a path, or NULL
+  int digest_failed;       // then none of them is given
   int root_errno;
   double *meta;
   char *data;
@@ -110,17 +116,21 @@ static int read_into(Batch *b, int fd, size_t want, size_t *got) {
 
 // The header block and the empty line ending it (LF or CR LF, right after an LF or at the
 // start), or all of it when there is none: what cutHeaderBlock (headers.ts) cuts, with the
-// empty line kept so that the body's offset can be told.
-static size_t head_length(const char *data, size_t length) {
+// empty line kept so that the body's offset can be told. *block: the header block's length
+// (without the empty line).
+static size_t head_length(const char *data, size_t length, size_t *block) {
+  *block = 0;
   if (length > 0 && data[0] == '\n') return 1;
   if (length > 1 && data[0] == '\r' && data[1] == '\n') return 2;
   // Line by line with memchr: two memmem calls (LF LF, then LF CR LF before it) cost ~0.4 us
   // a head, a tenth of the reader thread's own time in a listing.
   const char *end = data + length;
   for (const char *lf = memchr(data, '\n', length); lf; lf = memchr(lf + 1, '\n', (size_t)(end - lf - 1))) {
-    if (end - lf > 1 && lf[1] == '\n') return (size_t)(lf - data) + 2;
-    if (end - lf > 2 && lf[1] == '\r' && lf[2] == '\n') return (size_t)(lf - data) + 3;
+    *block = (size_t)(lf - data) + 1;
+    if (end - lf > 1 && lf[1] == '\n') return *block + 1;
+    if (end - lf > 2 && lf[1] == '\r' && lf[2] == '\n') return *block + 2;
   }
+  *block = length;
   return length;
 }
 
@@ -144,7 +154,13 @@ static void keep(Batch *b, size_t i, size_t got, const struct stat *st) {
   double *m = b->meta + i * META;
   m[1] = st && b->limit > 0 ? (double)st->st_size : (double)got;
   m[2] = b->want_stat ? (double)st->st_mtim.tv_sec : 0;
-  if (b->head_only) got = head_length(b->data + b->used, got);
+  if (b->head_only) {
+    size_t block;
+    got = head_length(b->data + b->used, got, &block);
+    if (b->digests && !b->digest_failed &&
+        qmfleet_head_digest(b->data + b->used, block, b->digests + i * HEAD_DIGEST) != 0)
+      b->digest_failed = 1;
+  }
   m[3] = (double)got;
   b->used += got;
 }
@@ -296,6 +312,7 @@ static void free_batch(Batch *b) {
   free(b->root);
   free(b->meta);
   free(b->data);
+  free(b->digests);
   free(b);
 }
 
@@ -347,6 +364,8 @@ static Batch *batch_of(napi_env env, napi_callback_info info) {
   b->limit = (size_t)limit;
   b->want_stat = (flags & WANT_STAT) != 0;
   b->head_only = (flags & HEAD_ONLY) != 0;
+  // Without memory for them the batch goes on without digests, as without OpenSSL.
+  if (b->head_only && (flags & DIGEST)) b->digests = calloc(count ? count : 1, HEAD_DIGEST);
   b->root = qmfleet_string_arg(env, argv[0], NULL);
   b->joined = qmfleet_string_arg(env, argv[1], &joined_length);
   b->paths = calloc(count ? count : 1, sizeof(char *));
@@ -411,6 +430,11 @@ static napi_status result_of(napi_env env, Batch *b, napi_value *out, bool *fail
   if (meta_bytes) memcpy(raw, b->meta, meta_bytes);
   if ((s = napi_create_typedarray(env, napi_float64_array, b->count * META, buffer, 0, &meta)) != napi_ok) return s;
   if ((s = napi_create_object(env, out)) != napi_ok) return s;
+  if (b->digests && !b->digest_failed) {
+    napi_value digests;
+    if ((s = napi_create_buffer_copy(env, b->count * HEAD_DIGEST, b->digests, NULL, &digests)) != napi_ok) return s;
+    if ((s = napi_set_named_property(env, *out, "digests", digests)) != napi_ok) return s;
+  }
   if ((s = napi_set_named_property(env, *out, "data", data)) != napi_ok) return s;
   return napi_set_named_property(env, *out, "meta", meta);
 }
@@ -546,6 +570,22 @@ static napi_value use_io_uring(napi_env env, napi_callback_info info) {
   return was;
 }
 
+// useDigests(on) -> whether they were on: turns the native digests (DIGEST) on or off, for the
+// tests that compare them with JavaScript's.
+static napi_value use_digests(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool on;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_value_bool(env, argv[0], &on) != napi_ok) {
+    napi_throw_type_error(env, NULL, "queue_files: useDigests(on: boolean)");
+    return NULL;
+  }
+  napi_value was;
+  if (napi_get_boolean(env, qmfleet_digest_enable(on), &was) != napi_ok) return NULL;
+  return was;
+}
+
 napi_status qmfleet_export(napi_env env, napi_value exports, const char *name, napi_callback fn) {
   napi_value f;
   napi_status s = napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f);
@@ -557,6 +597,7 @@ NAPI_MODULE_INIT() {
   if (setting && strcmp(setting, "0") == 0) qmfleet_uring_enable(0);
   if (qmfleet_export(env, exports, "readerKind", reader_kind) != napi_ok ||
       qmfleet_export(env, exports, "useIoUring", use_io_uring) != napi_ok ||
+      qmfleet_export(env, exports, "useDigests", use_digests) != napi_ok ||
       qmfleet_export(env, exports, "readFiles", read_files) != napi_ok ||
       qmfleet_export(env, exports, "readFilesSync", read_files_sync) != napi_ok ||
       queue_dirs_init(env, exports) != napi_ok)

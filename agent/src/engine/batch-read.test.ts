@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -313,6 +314,56 @@ describe("readBatch: headOnly", () => {
         ]),
       );
     }
+  });
+});
+
+describe("readBatch: digest", () => {
+  /** The first 32 hex digits of the SHA-256 of the header block cutHeaderBlock finds in data. */
+  const blockDigest = (data: Buffer) =>
+    crypto.createHash("sha256").update(cutHeaderBlock(data).block).digest("hex").slice(0, 32);
+  const files = {
+    lfLf: "Subject: a\nTo: b\n\nbody\n",
+    crLf: "Subject: a\r\nTo: b\r\n\r\nbody\r\n",
+    lfCrLf: "A: 1\n\r\nB: 2\n\nC\n",
+    emptyFirst: "\nbody: not a field\n\nmore\n",
+    emptyFirstCrLf: "\r\nbody\r\n",
+    noEmptyLine: "Subject: a\nTo: b\r\nX: c\n",
+    empty: "",
+    binary: bytes(3000, 11),
+    long: `Subject: ${"x".repeat(300)}\n\nbody\n`,
+  };
+  const names = Object.keys(files);
+
+  test("each file's header block hashed in the reader, as fingerprint.ts hashes it; absent files have none to use", async () => {
+    const root = freshRoot(files);
+    const paths = names.flatMap((name) => [name, `${name}.gone`]);
+    // Whole heads, and a limit that cuts the long one before its empty line.
+    for (const limit of [4096, 64]) {
+      for (const [reader, batch] of await eachReader(root, { paths, limit, headOnly: true, digest: true })) {
+        names.forEach((name, k) => {
+          const file = batch.file(2 * k);
+          assert.ok(file, `${reader}: ${name} read`);
+          assert.equal(batch.digest(2 * k), blockDigest(file.data), `${reader}, limit ${limit}: ${name}`);
+          assert.equal(batch.file(2 * k + 1), undefined);
+        });
+      }
+    }
+  });
+
+  test("no digests unless asked for, or while turned off; twin: asked for and on", async () => {
+    const root = freshRoot(files);
+    const req = { paths: names, limit: 4096, headOnly: true };
+    for (const [reader, batch] of await eachReader(root, req))
+      assert.equal(batch.digest(0), undefined, reader);
+    const was = native.useDigests(false);
+    try {
+      for (const [reader, batch] of await eachReader(root, { ...req, digest: true }))
+        assert.equal(batch.digest(0), undefined, `${reader}, turned off`);
+    } finally {
+      native.useDigests(was);
+    }
+    for (const [reader, batch] of await eachReader(root, { ...req, digest: true }))
+      assert.equal(batch.digest(0), blockDigest(Buffer.from(files.lfLf)), reader);
   });
 });
 

@@ -22,11 +22,15 @@ export interface BatchRequest {
   mtime?: boolean;
   /** Keep of each file only its header block and the empty line after it (all it has when there is none). */
   headOnly?: boolean;
+  /** With headOnly: the SHA-256 of each header block too, taken in the reader (FileBatch.digest). */
+  digest?: boolean;
 }
 
 // queue_files.c's flags.
 const WANT_STAT = 1;
 const HEAD_ONLY = 2;
+const DIGEST = 4;
+const DIGEST_BYTES = 16;
 
 const ABSENT = new Set([constants.errno.ENOENT, constants.errno.ELOOP, constants.errno.EISDIR]);
 
@@ -74,10 +78,19 @@ export class FileBatch {
       mtime: m[i * 4 + 2] as number,
     };
   }
+
+  /**
+   * For a file read with `digest`: the first 32 hex digits of the SHA-256 of its header block
+   * (cutHeaderBlock's block of its data), what fingerprintOfBlock would hash; undefined when the
+   * reader could not take them (fingerprint.ts hashes then).
+   */
+  digest(i: number): string | undefined {
+    return this.raw.digests?.toString("hex", i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES);
+  }
 }
 
 function nativeArgs(req: BatchRequest): [string, number, number, number] {
-  const flags = (req.mtime ? WANT_STAT : 0) | (req.headOnly ? HEAD_ONLY : 0);
+  const flags = (req.mtime ? WANT_STAT : 0) | (req.headOnly ? HEAD_ONLY : 0) | (req.digest ? DIGEST : 0);
   return [req.paths.join("\0"), req.paths.length, req.limit, flags];
 }
 

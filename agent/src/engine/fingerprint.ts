@@ -30,7 +30,12 @@ export function fingerprintOf(size: number, head: Buffer): string {
 /** fingerprintOf for a head already cut: cutHeaderBlock's block of at most FINGERPRINT_SPAN bytes (a scan has it cut). */
 export function fingerprintOfBlock(size: number, block: Buffer): string {
   // One-shot: no Hash object a message.
-  return `${size}:${crypto.hash("sha256", block, "hex").slice(0, 32)}`;
+  return fingerprintOfDigest(size, crypto.hash("sha256", block, "hex").slice(0, 32));
+}
+
+/** The fingerprint from the block's digest taken elsewhere (the native reader's, FileBatch.digest). */
+export function fingerprintOfDigest(size: number, digestHex: string): string {
+  return `${size}:${digestHex}`;
 }
 
 // O_NOATIME (Linux): reading a message must not refresh its atime, which qmail-send's cleanup

@@ -12,6 +12,8 @@ export interface RawBatch {
   data: Buffer;
   /** Per path: errno, size, mtime, byte count (see queue_files.c). */
   meta: Float64Array;
+  /** With the DIGEST flag, per path: 16 bytes of the SHA-256 of its header block (head_digest.c); absent when not to be had. */
+  digests?: Buffer;
 }
 
 /** A directory as queue_dirs.c lists it. */
@@ -36,6 +38,8 @@ interface NativeAddon {
   readerKind(): string;
   /** Turns readFiles' io_uring fast path on or off (QMFLEET_IO_URING=0 at load: off); returns whether it was on. */
   useIoUring(on: boolean): boolean;
+  /** Turns the native header-block digests on or off (tests); returns whether they were on. */
+  useDigests(on: boolean): boolean;
   /** Per id: lstat size and mtime in seconds of abs/<id>, -1 and -1 when absent. */
   statIds(abs: string, ids: Float64Array): Float64Array;
 }

@@ -79,7 +79,7 @@ function envelopeFiles(list: ScanCandidate[]): number {
 }
 
 describe("scan: fingerprints", () => {
-  test("a scan's fingerprint is what the purge's re-check computes from the file, whatever the head", async () => {
+  test("a scan's fingerprint is what the purge's re-check computes from the file, whatever the head, hashed in the reader or here", async () => {
     const root = freshRoot();
     const q = QueueBuilder.create(root, { split: 3 });
     const longField = (n: number) => `X-Long: ${"y".repeat(n)}\n`;
@@ -98,14 +98,35 @@ describe("scan: fingerprints", () => {
     const ids = new Map(Object.entries(heads).map(([name, message]) => [q.add({ message }).id, name]));
     q.close();
     const layout = detectLayout(root);
-    const pipelined: ScanCandidate[] = [];
-    for await (const c of scanQueue(layout)) pipelined.push(c);
-    for (const scan of [scanAll(root), pipelined]) {
-      assert.equal(scan.length, ids.size);
-      for (const c of scan) {
-        const name = ids.get(c.message.id);
-        const fromFile = fingerprintFile(path.join(root, c.message.paths.mess));
-        assert.equal(c.message.fingerprint, fromFile?.fingerprint, `${name}`);
+    // A search (a head test) hashes the heads it keeps here, a full scan in the reader where
+    // it can: both, and with the reader's digests turned off.
+    const select: ScanSelection = {
+      filter: {
+        criteria: [
+          {
+            kind: "headerRegex",
+            pattern: { source: "^No-Such-Field:", caseInsensitive: false },
+            negate: true,
+          },
+        ],
+      },
+      now: 0,
+    };
+    for (const digests of [true, false]) {
+      const was = native.useDigests(digests);
+      try {
+        const pipelined: ScanCandidate[] = [];
+        for await (const c of scanQueue(layout)) pipelined.push(c);
+        for (const scan of [scanAll(root), pipelined, scanAll(root, { select })]) {
+          assert.equal(scan.length, ids.size);
+          for (const c of scan) {
+            const name = ids.get(c.message.id);
+            const fromFile = fingerprintFile(path.join(root, c.message.paths.mess));
+            assert.equal(c.message.fingerprint, fromFile?.fingerprint, `${name}, native digests ${digests}`);
+          }
+        }
+      } finally {
+        native.useDigests(was);
       }
     }
     const all = new Set(scanAll(root).map((c) => c.message.fingerprint));

@@ -27,6 +27,7 @@ import { loadRouting, parseInfo, parseRecipients, parseTodo, type Routing } from
 import {
   FINGERPRINT_SPAN,
   fingerprintOfBlock,
+  fingerprintOfDigest,
   type MessageHead,
   openNoAtime,
   readHead,
@@ -328,7 +329,14 @@ export class Walker {
     kinds: FileKind[],
   ): Generator<BatchRequest[], { heads: (ReadHead | undefined)[]; files: FileAccessor[] }, FileBatch[]> {
     const paths = ids.map((id) => messagePaths(this.layout, id));
-    const headRequest = { paths: paths.map((p) => p.mess), limit: this.headBytes, headOnly: true };
+    // Every head's digest in the reader when every message is kept for its fingerprint; with a
+    // head test (a search), only those of the few it keeps, here.
+    const headRequest = {
+      paths: paths.map((p) => p.mess),
+      limit: this.headBytes,
+      headOnly: true,
+      digest: !this.headTest,
+    };
     const plan = (indexes: number[]) => kinds.map((kind) => new KindPlan(kind, paths, indexes));
     if (!this.headTest && kinds.length > 0) {
       const plans = plan(paths.map((_, i) => i));
@@ -354,12 +362,20 @@ export class Walker {
       // A copy of just the head: a candidate kept must not pin the chunk's whole buffer.
       const head = Buffer.from(mess.head);
       const cut = { complete: mess.cut.complete, block: head.subarray(0, mess.cut.block.length) };
-      return { id, paths: p, mess: { size: mess.size, head }, cut };
+      // The reader's digest is of the block it kept: not of one read on here.
+      const digest = mess.readOn ? undefined : batch.digest(i);
+      return { id, paths: p, mess: { size: mess.size, head }, cut, digest };
     });
   }
 
-  /** The head of a mess file from its first read: the header block and its blank line, as readHead keeps it. */
-  private messHead(rel: string, read: QueueFileRead): (MessageHead & { cut: HeaderBlockCut }) | undefined {
+  /**
+   * The head of a mess file from its first read: the header block and its blank line, as
+   * readHead keeps it; readOn when the block went on past that read and was read here.
+   */
+  private messHead(
+    rel: string,
+    read: QueueFileRead,
+  ): (MessageHead & { cut: HeaderBlockCut; readOn?: boolean }) | undefined {
     const { data, size } = read;
     const cut = cutHeaderBlock(data);
     if (cut.complete)
@@ -367,11 +383,11 @@ export class Walker {
     if (data.length >= Math.min(size, FINGERPRINT_SPAN)) return { size, head: data, cut };
     // A header block longer than the first read (rare): read on as readHead does.
     const mess = readMess(`${this.root}/${rel}`, this.headBytes);
-    return mess && { ...mess, cut: cutHeaderBlock(mess.head) };
+    return mess && { ...mess, cut: cutHeaderBlock(mess.head), readOn: true };
   }
 
   private candidate(
-    { id, paths, mess, cut }: ReadHead,
+    { id, paths, mess, cut, digest }: ReadHead,
     envelope: Envelope | undefined,
   ): ScanCandidate | undefined {
     if (!envelope) return undefined;
@@ -379,7 +395,10 @@ export class Walker {
     // Each field named, not spread from the envelope: one object shape for every message.
     const message: QueuedMessage = {
       id,
-      fingerprint: fingerprintOfBlock(mess.size, cut.block),
+      fingerprint:
+        digest === undefined
+          ? fingerprintOfBlock(mess.size, cut.block)
+          : fingerprintOfDigest(mess.size, digest),
       state: envelope.state,
       birthTime: envelope.birthTime,
       sender: envelope.sender,
@@ -448,6 +467,8 @@ interface ReadHead {
   paths: MessagePaths;
   mess: MessageHead;
   cut: HeaderBlockCut;
+  /** The reader's digest of the header block (FileBatch.digest), when it took one. */
+  digest: string | undefined;
 }
 
 /** BucketListing.flags bits. */
