@@ -8,12 +8,41 @@
 //                                                        envelope files unread, headers not decoded
 //   node read-probe.js <queue root> list                 every message, subjects decoded (and the
 //                                                        CPU each thread spent on it)
+//   node read-probe.js <queue root> list-again           the same listing a second time in the process,
+//                                                        as a running agent serves it (code compiled)
 //   node read-probe.js <queue root> stats             counts, bytes and oldest, nothing cached
 //   node read-probe.js <queue root> stats-counts      qmail-qstat's numbers and the per-state counts only
 //   node read-probe.js <queue root> stats-cached      a second call with a StatsCache (the first one fills it)
 
-import { detectLayout, queueStats, type ScanSelection, StatsCache, scanQueue } from "@qmfleet/agent";
+import {
+  detectLayout,
+  type QueueLayout,
+  queueStats,
+  type ScanSelection,
+  StatsCache,
+  scanQueue,
+} from "@qmfleet/agent";
 import { type ProbeResult, peakRssMB, threadCpuMs } from "./harness.js";
+
+/** One full listing, subjects decoded: its time, and the CPU each thread spent on it. */
+async function listing(layout: QueueLayout): Promise<ProbeResult> {
+  const started = performance.now();
+  let count = 0;
+  let subjectChars = 0;
+  const before = threadCpuMs();
+  for await (const { message } of scanQueue(layout)) {
+    count++;
+    subjectChars += message.headers.subject.length;
+  }
+  const ms = performance.now() - started;
+  const after = threadCpuMs();
+  const cpuMs = {
+    javascript: after.javascript - before.javascript,
+    reader: after.reader - before.reader,
+    other: after.other - before.other,
+  };
+  return { ms, count, peakRssMB: peakRssMB(), detail: { subjectChars, cpuMs } };
+}
 
 async function run(root: string, op: string, args: string[]): Promise<ProbeResult> {
   const layout = detectLayout(root);
@@ -35,23 +64,11 @@ async function run(root: string, op: string, args: string[]): Promise<ProbeResul
       for await (const _ of scanQueue(layout, opts)) count++;
       return { ms: elapsed(), count, peakRssMB: peakRssMB() };
     }
-    case "list": {
-      let count = 0;
-      let subjectChars = 0;
-      const before = threadCpuMs();
-      for await (const { message } of scanQueue(layout)) {
-        count++;
-        subjectChars += message.headers.subject.length;
-      }
-      const ms = elapsed();
-      const after = threadCpuMs();
-      const cpuMs = {
-        javascript: after.javascript - before.javascript,
-        reader: after.reader - before.reader,
-        other: after.other - before.other,
-      };
-      return { ms, count, peakRssMB: peakRssMB(), detail: { subjectChars, cpuMs } };
-    }
+    case "list":
+      return listing(layout);
+    case "list-again":
+      await listing(layout);
+      return listing(layout);
     case "stats":
     case "stats-counts": {
       const s = await queueStats(layout, now, { detail: op === "stats" });
@@ -67,7 +84,9 @@ async function run(root: string, op: string, args: string[]): Promise<ProbeResul
       return { ms, count: s.messagesInQueue, peakRssMB: peakRssMB(), detail: { ...s, firstMs } };
     }
     default:
-      throw new Error(`unknown operation ${op} (regex, regex-ids, list, stats, stats-counts, stats-cached)`);
+      throw new Error(
+        `unknown operation ${op} (regex, regex-ids, list, list-again, stats, stats-counts, stats-cached)`,
+      );
   }
 }
 
