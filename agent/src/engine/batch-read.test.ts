@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { runSourceScript } from "@qmfleet/test";
 import { type BatchRequest, FileBatch, type QueueFileRead, readBatch, readBatchSync } from "./batch-read.js";
-import { cutHeaderBlock } from "./headers.js";
+import { cutHeaderBlock, cutKeptHead } from "./headers.js";
 import { QueueAccessError } from "./layout.js";
 import { native } from "./native.js";
 import { WHOLE_FILE_MAX } from "./queue-file.js";
@@ -271,6 +271,7 @@ describe("readBatch: headOnly", () => {
           assert.equal(got.size, file.length, `limit ${limit}: the whole file's size`);
           assert.equal(got.mtime, mtime ? MTIME : 0);
           assert.deepEqual(cutHeaderBlock(got.data), whole, `limit ${limit}: the same header block`);
+          assert.deepEqual(cutKeptHead(got.data), whole, `limit ${limit}: cut from its end alone`);
         }
       }
     });
@@ -296,6 +297,7 @@ describe("readBatch: headOnly", () => {
       const cut = cutHeaderBlock(got.data);
       assert.deepEqual(cut, cutHeaderBlock(file.subarray(0, limit)), rel);
       assert.equal(cut.complete, false, `${rel}: no empty line within the limit`);
+      assert.deepEqual(cutKeptHead(got.data), cut, `${rel}: cut from its end alone`);
     }
   });
 

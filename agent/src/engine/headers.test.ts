@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { describe, it } from "node:test";
 import iconv from "iconv-lite";
-import { cutHeaderBlock, listHeaderFields, rewrittenFieldLines, summarizeHeaders } from "./headers.js";
+import {
+  cutHeaderBlock,
+  cutKeptHead,
+  listHeaderFields,
+  rewrittenFieldLines,
+  summarizeHeaders,
+} from "./headers.js";
 
 const TEXT = "迷惑メール 配信失敗のお知らせ";
 
@@ -45,6 +51,31 @@ describe("cutHeaderBlock", () => {
     const cut = cutHeaderBlock(FIXTURE_1491116);
     assert.equal(cut.complete, true);
     assert.equal(cut.block.length, FIXTURE_1491116.length - 1);
+  });
+});
+
+describe("cutKeptHead", () => {
+  it("cuts a head that stops at its empty line as cutHeaderBlock cuts the whole message, on every short mix of lines", () => {
+    // Every string of up to 7 of these bytes: all the ways an empty line can start, end, or
+    // fall short of being one (a lone CR, CR CR LF, a last line without its LF).
+    const alphabet = ["A", ":", "\n", "\r"];
+    let strings = [""];
+    const checked = { complete: 0, incomplete: 0 };
+    for (let length = 0; length <= 7; length++) {
+      for (const text of strings) {
+        for (const message of [Buffer.from(text, "latin1"), Buffer.from(`${text}body\n\nmore`, "latin1")]) {
+          const whole = cutHeaderBlock(message);
+          const blank = message[whole.block.length] === 0x0d ? 2 : 1;
+          // What the native reader keeps: up to the empty line's end, or all it read when there is none.
+          const kept = whole.complete ? message.subarray(0, whole.block.length + blank) : message;
+          assert.deepEqual(cutKeptHead(kept), whole, JSON.stringify(message.toString("latin1")));
+          checked[whole.complete ? "complete" : "incomplete"]++;
+        }
+      }
+      strings = strings.flatMap((text) => alphabet.map((c) => text + c));
+    }
+    // Both kinds came up many times: heads with an empty line, and heads without one.
+    assert.ok(checked.complete > 20_000 && checked.incomplete > 1_000, JSON.stringify(checked));
   });
 });
 

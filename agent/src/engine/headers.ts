@@ -39,6 +39,21 @@ export function cutHeaderBlock(head: Buffer): HeaderBlockCut {
   return { block: head.subarray(0, at + 1), complete: true };
 }
 
+/**
+ * cutHeaderBlock for a head that stops at its empty line when it has one, as the native reader
+ * keeps a mess file's head (batch-read.ts headOnly): the empty line, if any, is its end, so its
+ * last bytes tell where the block ends without searching it again.
+ */
+export function cutKeptHead(head: Buffer): HeaderBlockCut {
+  const n = head.length;
+  if (head[n - 1] === LF) {
+    if (n === 1 || head[n - 2] === LF) return { block: head.subarray(0, n - 1), complete: true };
+    if (head[n - 2] === CR && (n === 2 || head[n - 3] === LF))
+      return { block: head.subarray(0, n - 2), complete: true };
+  }
+  return { block: head, complete: false };
+}
+
 /** One field of a header block. */
 export interface HeaderField {
   /** The name as written ("Subject"); "" for a line that is no field (no colon, or a stray fold). */

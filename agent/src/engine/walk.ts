@@ -32,7 +32,7 @@ import {
   openNoAtime,
   readHead,
 } from "./fingerprint.js";
-import { cutHeaderBlock, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
+import { cutHeaderBlock, cutKeptHead, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
 import { isMessageName, messagePaths, qmailHomeOf, splitOf, todoDirs } from "./layout.js";
 import type {
   MessageHeaders,
@@ -377,7 +377,7 @@ export class Walker {
     read: QueueFileRead,
   ): (MessageHead & { cut: HeaderBlockCut; readOn?: boolean }) | undefined {
     const { data, size } = read;
-    const cut = cutHeaderBlock(data);
+    const cut = cutKeptHead(data);
     if (cut.complete)
       return { size, head: data.subarray(0, Math.min(data.length, cut.block.length + 2)), cut };
     if (data.length >= Math.min(size, FINGERPRINT_SPAN)) return { size, head: data, cut };
