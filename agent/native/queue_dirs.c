@@ -11,9 +11,10 @@
 //   integer (at most 15 digits, no leading zero), as numbers, in readdir order;
 //   odd: the other regular files whose names are digits only (too long, leading zero);
 //   dirs: the names of the entries that are directories (never through a symlink).
+// listDirAsync(abs) -> a Promise of the same, listed on libuv's thread pool.
 // statIds(abs, ids: Float64Array) -> Float64Array of 2 numbers per id: the lstat size and the
 //   mtime in seconds of abs/<id>, or -1 and -1 when there is no such file.
-// Any other failure throws an Error whose `errno` is the errno number and, for statIds, whose
+// Any other failure throws (rejects with) an Error whose `errno` is the errno number and, for statIds, whose
 // `index` says which id (TypeScript names the path).
 
 #define _GNU_SOURCE
@@ -80,12 +81,28 @@ static int push_number(Numbers *list, double v) {
   return 0;
 }
 
-static int push_string(napi_env env, napi_value array, const char *s) {
-  uint32_t length;
-  napi_value v;
-  if (napi_get_array_length(env, array, &length) != napi_ok) return EINVAL;
-  if (napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v) != napi_ok) return EINVAL;
-  return napi_set_element(env, array, length, v) == napi_ok ? 0 : EINVAL;
+typedef struct {
+  char **items;
+  size_t n, capacity;
+} Names;
+
+static int push_name(Names *list, const char *name) {
+  if (list->n == list->capacity) {
+    size_t capacity = list->capacity ? list->capacity * 2 : 16;
+    char **grown = realloc(list->items, capacity * sizeof(char *));
+    if (!grown) return ENOMEM;
+    list->items = grown;
+    list->capacity = capacity;
+  }
+  char *copy = strdup(name);
+  if (!copy) return ENOMEM;
+  list->items[list->n++] = copy;
+  return 0;
+}
+
+static void free_names(Names *list) {
+  for (size_t i = 0; i < list->n; i++) free(list->items[i]);
+  free(list->items);
 }
 
 // d_type, or the lstat's type where the file system does not fill it in (DT_UNKNOWN).
@@ -101,27 +118,35 @@ static int type_of(int dir_fd, const struct dirent *e, int *err) {
   return DT_UNKNOWN;
 }
 
-static napi_value list_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result = NULL, odd, dirs, value, buffer;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) {
-    napi_throw_type_error(env, NULL, "queue_dirs: listDir(path) expected");
-    return NULL;
-  }
-  int fd = open_dir_arg(env, argv[0]);
-  if (fd == -2) return NULL;
+// A directory's listing in C memory: made on any thread (collect), turned into JavaScript
+// values on the JavaScript thread (listing_value), so that listDirAsync can list on libuv's pool.
+typedef struct {
+  char *path;
+  int err;  // errno of the failure, ENOENT for a directory that does not exist
+  double count;
+  Numbers ids;
+  Names odd, dirs;
+  napi_deferred deferred;
+  napi_async_work work;
+} Listing;
+
+static void free_listing(Listing *l) {
+  free(l->path);
+  free(l->ids.items);
+  free_names(&l->odd);
+  free_names(&l->dirs);
+  free(l);
+}
+
+static void collect(Listing *l) {
+  int fd = open(l->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d = fd < 0 ? NULL : fdopendir(fd);
   if (!d) {
-    int err = errno;
+    l->err = errno;
     if (fd >= 0) close(fd);
-    if (err != ENOENT) return throw_errno(env, err, -1);
-    napi_get_null(env, &result);
-    return result;
+    return;
   }
-  Numbers ids = {0};
-  double count = 0;
   int err = 0;
-  if (napi_create_array(env, &odd) != napi_ok || napi_create_array(env, &dirs) != napi_ok) err = EINVAL;
   for (;;) {
     if (err) break;
     errno = 0;
@@ -132,35 +157,110 @@ static napi_value list_dir(napi_env env, napi_callback_info info) {
     }
     const char *name = e->d_name;
     if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
-    count++;
+    l->count++;
     int type = type_of(dirfd(d), e, &err);
     if (type == DT_DIR) {
-      err = push_string(env, dirs, name);
+      err = push_name(&l->dirs, name);
     } else if (type == DT_REG && digits_only(name)) {
       size_t length = strlen(name);
-      if (length <= SAFE_DIGITS && (name[0] != '0' || length == 1)) err = push_number(&ids, strtod(name, NULL));
-      else err = push_string(env, odd, name);
+      if (length <= SAFE_DIGITS && (name[0] != '0' || length == 1)) err = push_number(&l->ids, strtod(name, NULL));
+      else err = push_name(&l->odd, name);
     }
   }
   closedir(d);
-  if (!err) {
-    void *raw;
-    size_t bytes = ids.n * sizeof(double);
-    if (napi_create_arraybuffer(env, bytes, &raw, &buffer) != napi_ok) err = EINVAL;
-    else {
-      if (bytes) memcpy(raw, ids.items, bytes);
-      if (napi_create_typedarray(env, napi_float64_array, ids.n, buffer, 0, &value) != napi_ok ||
-          napi_create_object(env, &result) != napi_ok ||
-          napi_set_named_property(env, result, "ids", value) != napi_ok ||
-          napi_create_double(env, count, &value) != napi_ok ||
-          napi_set_named_property(env, result, "count", value) != napi_ok ||
-          napi_set_named_property(env, result, "odd", odd) != napi_ok ||
-          napi_set_named_property(env, result, "dirs", dirs) != napi_ok)
-        err = EINVAL;
-    }
+  l->err = err;
+}
+
+static napi_status names_value(napi_env env, const Names *list, napi_value *out) {
+  napi_status s = napi_create_array_with_length(env, list->n, out);
+  for (size_t i = 0; s == napi_ok && i < list->n; i++) {
+    napi_value v;
+    s = napi_create_string_utf8(env, list->items[i], NAPI_AUTO_LENGTH, &v);
+    if (s == napi_ok) s = napi_set_element(env, *out, (uint32_t)i, v);
   }
-  free(ids.items);
-  return err ? throw_errno(env, err, -1) : result;
+  return s;
+}
+
+// The listing as listDir gives it (null for a directory that does not exist); a collected
+// listing that failed otherwise is the caller's to report.
+static napi_status listing_value(napi_env env, const Listing *l, napi_value *out) {
+  if (l->err == ENOENT) return napi_get_null(env, out);
+  napi_value ids, buffer, odd, dirs, count;
+  void *raw;
+  size_t bytes = l->ids.n * sizeof(double);
+  napi_status s = napi_create_arraybuffer(env, bytes, &raw, &buffer);
+  if (s != napi_ok) return s;
+  if (bytes) memcpy(raw, l->ids.items, bytes);
+  if ((s = napi_create_typedarray(env, napi_float64_array, l->ids.n, buffer, 0, &ids)) != napi_ok ||
+      (s = names_value(env, &l->odd, &odd)) != napi_ok || (s = names_value(env, &l->dirs, &dirs)) != napi_ok ||
+      (s = napi_create_double(env, l->count, &count)) != napi_ok || (s = napi_create_object(env, out)) != napi_ok ||
+      (s = napi_set_named_property(env, *out, "ids", ids)) != napi_ok ||
+      (s = napi_set_named_property(env, *out, "count", count)) != napi_ok ||
+      (s = napi_set_named_property(env, *out, "odd", odd)) != napi_ok)
+    return s;
+  return napi_set_named_property(env, *out, "dirs", dirs);
+}
+
+// A Listing for the path argument, or NULL with an exception thrown.
+static Listing *listing_of(napi_env env, napi_callback_info info, const char *usage) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  Listing *l = calloc(1, sizeof(Listing));
+  if (l) l->path = qmfleet_string_arg(env, argv[0], NULL);
+  if (!l || !l->path) {
+    if (l) free_listing(l);
+    napi_throw_type_error(env, NULL, "queue_dirs: the path must be a string");
+    return NULL;
+  }
+  return l;
+}
+
+static napi_value list_dir(napi_env env, napi_callback_info info) {
+  Listing *l = listing_of(env, info, "queue_dirs: listDir(path) expected");
+  if (!l) return NULL;
+  collect(l);
+  napi_value result = NULL;
+  if (l->err && l->err != ENOENT) throw_errno(env, l->err, -1);
+  else if (listing_value(env, l, &result) != napi_ok) throw_errno(env, EINVAL, -1);
+  free_listing(l);
+  return result;
+}
+
+static void list_dir_execute(napi_env env, void *data) {
+  (void)env;
+  collect(data);
+}
+
+static void list_dir_complete(napi_env env, napi_status status, void *data) {
+  Listing *l = data;
+  napi_value result;
+  int err = status != napi_ok ? EINTR : l->err == ENOENT ? 0 : l->err;
+  if (!err && listing_value(env, l, &result) != napi_ok) err = EINVAL;
+  if (err && qmfleet_errno_error(env, err, &result) == napi_ok) napi_reject_deferred(env, l->deferred, result);
+  else if (!err) napi_resolve_deferred(env, l->deferred, result);
+  napi_delete_async_work(env, l->work);
+  free_listing(l);
+}
+
+// listDirAsync(path): listDir's result, listed on libuv's thread pool (the scan lists the next
+// split directory while it reads this one).
+static napi_value list_dir_async(napi_env env, napi_callback_info info) {
+  Listing *l = listing_of(env, info, "queue_dirs: listDirAsync(path) expected");
+  if (!l) return NULL;
+  napi_value promise, name;
+  if (napi_create_promise(env, &l->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "qmfleet.listDir", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, list_dir_execute, list_dir_complete, l, &l->work) != napi_ok ||
+      napi_queue_async_work(env, l->work) != napi_ok) {
+    free_listing(l);
+    napi_throw_error(env, NULL, "queue_dirs: cannot start the listing");
+    return NULL;
+  }
+  return promise;
 }
 
 static napi_value stat_ids(napi_env env, napi_callback_info info) {
@@ -207,5 +307,6 @@ static napi_value stat_ids(napi_env env, napi_callback_info info) {
 
 napi_status queue_dirs_init(napi_env env, napi_value exports) {
   napi_status s = qmfleet_export(env, exports, "listDir", list_dir);
+  if (s == napi_ok) s = qmfleet_export(env, exports, "listDirAsync", list_dir_async);
   return s != napi_ok ? s : qmfleet_export(env, exports, "statIds", stat_ids);
 }

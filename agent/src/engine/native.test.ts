@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { QueueAccessError } from "./layout.js";
-import { MessageNameSet, native, nativeFailure } from "./native.js";
+import { listDirectoryAsync, MessageNameSet, native, nativeFailure } from "./native.js";
 
 let tmp: string;
 before(() => {
@@ -83,6 +83,33 @@ describe("listDir", () => {
       [...(l?.ids ?? [])].sort((a, b) => a - b),
       ids,
     );
+  });
+});
+
+describe("listDirAsync", () => {
+  test("lists on the thread pool what listDir lists; a missing directory is null", async () => {
+    const dir = freshDir();
+    for (const name of ["5", "0123", "x"]) fs.writeFileSync(path.join(dir, name), name);
+    fs.mkdirSync(path.join(dir, "sub"));
+    assert.deepEqual(await native.listDirAsync(dir), native.listDir(dir));
+    assert.deepEqual([...((await native.listDirAsync(dir))?.ids ?? [])], [5]);
+    assert.equal(await native.listDirAsync(path.join(dir, "gone")), null);
+  });
+
+  test("a path that is a file rejects with ENOTDIR, through listDirectoryAsync as a QueueAccessError naming it; twin: a directory there lists", async () => {
+    const dir = freshDir();
+    const file = path.join(dir, "f");
+    fs.writeFileSync(file, "x");
+    await assert.rejects(listDirectoryAsync(file), (err) => {
+      assert.ok(err instanceof QueueAccessError);
+      assert.equal(err.code, "ENOTDIR");
+      assert.equal(err.path, file);
+      return true;
+    });
+    fs.rmSync(file);
+    fs.mkdirSync(file);
+    fs.writeFileSync(path.join(file, "42"), "x");
+    assert.deepEqual([...((await listDirectoryAsync(file))?.ids ?? [])], [42]);
   });
 });
 

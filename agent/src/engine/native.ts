@@ -34,6 +34,8 @@ interface NativeAddon {
   readFilesSync(root: string, paths: string, count: number, limit: number, flags: number): RawBatch;
   /** null when the directory does not exist. */
   listDir(abs: string): DirListing | null;
+  /** listDir on libuv's thread pool. */
+  listDirAsync(abs: string): Promise<DirListing | null>;
   /** "io_uring", or "plain (why not)": how this thread's readFiles calls read (queue_uring.c). */
   readerKind(): string;
   /** Turns readFiles' io_uring fast path on or off (QMFLEET_IO_URING=0 at load: off); returns whether it was on. */
@@ -76,6 +78,15 @@ export function nativeFailure(op: string, path: string, err: unknown): Error {
 export function listDirectory(abs: string): DirListing | undefined {
   try {
     return native.listDir(abs) ?? undefined;
+  } catch (err) {
+    throw nativeFailure("read", abs, err);
+  }
+}
+
+/** listDirectory on libuv's thread pool. */
+export async function listDirectoryAsync(abs: string): Promise<DirListing | undefined> {
+  try {
+    return (await native.listDirAsync(abs)) ?? undefined;
   } catch (err) {
     throw nativeFailure("read", abs, err);
   }

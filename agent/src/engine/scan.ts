@@ -61,7 +61,12 @@ function partsRead(
   };
 }
 
-function walkerFor(layout: QueueLayout, opts: ScanOptions, filter: CompiledFilter | undefined): Walker {
+function walkerFor(
+  layout: QueueLayout,
+  opts: ScanOptions,
+  filter: CompiledFilter | undefined,
+  listAhead = false,
+): Walker {
   const { prefilter } = opts;
   const headTest =
     prefilter && filter
@@ -74,6 +79,7 @@ function walkerFor(layout: QueueLayout, opts: ScanOptions, filter: CompiledFilte
     headTest,
     // The head criteria were decided on the head already (headTest).
     accept: filter && ((c) => filter.matchesPastHead(c)),
+    listAhead,
   });
 }
 
@@ -184,5 +190,5 @@ export function scanQueue(layout: QueueLayout, opts: ScanOptions = {}): AsyncGen
   // Compiled here first, so that a bad filter fails before anything is read.
   const filter = opts.select && compileSelection(opts.select);
   if (opts.ids) return paced(walk(layout, opts, filter), opts.signal);
-  return pipelined(walkerFor(layout, opts, filter), opts.signal);
+  return pipelined(walkerFor(layout, opts, filter, true), opts.signal);
 }
