@@ -222,7 +222,7 @@ static int take_uring_read(Batch *b, size_t i, size_t k, int fd, int res, size_t
   if (filled && b->limit == 0) return 0;
   struct stat st;
   int have_stat = b->want_stat || filled;
-  if (have_stat && fstat(fd, &st) != 0) return 0;
+  if (have_stat && qmfleet_uring_stat(k, &st) != 0 && fstat(fd, &st) != 0) return 0;
   size_t got = (size_t)res;
   if (reserve(b, got) != 0) return 0;
   memcpy(b->data + b->used, qmfleet_uring_slot(k), got);
@@ -278,7 +278,7 @@ static void read_run(Batch *b, int root_fd, size_t from, size_t to) {
   // A whole file longer than a slot is read again the plain way, from its start.
   size_t want = b->limit > 0 ? b->limit : URING_SLOT;
   int flags = READ_FLAGS | (noatime_allowed ? O_NOATIME : 0);
-  int used = sent > 0 && qmfleet_uring_read(sent_dirs, names, sent, flags, want, fds, results) == 0;
+  int used = sent > 0 && qmfleet_uring_read(sent_dirs, names, sent, flags, want, b->want_stat, fds, results) == 0;
   for (size_t i = from, k = 0; i < to; i++) {
     int dir_fd = dir_fds[i - from];
     if (dir_fd < 0) {
