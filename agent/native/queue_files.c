@@ -148,21 +148,28 @@ static char *name_in_dir(char *path) {
   return slash ? slash + 1 : path;
 }
 
-// File i's result, its `got` bytes already at the end of the batch's data; st is its fstat, NULL
-// when none was taken (then it was read whole or ended short of `limit`, and got is its size).
-static void keep(Batch *b, size_t i, size_t got, const struct stat *st) {
+// File i's result: its `got` bytes at `data`, which is the end of the batch's data (the plain
+// reads put them there) or io_uring's slot (then only what is kept is copied over: with
+// HEAD_ONLY, a head, not the body read with it); st is its fstat, NULL when none was taken (then
+// it was read whole or ended short of `limit`, and got is its size). 0, or ENOMEM with nothing kept.
+static int keep(Batch *b, size_t i, const char *data, size_t got, const struct stat *st) {
+  size_t kept = got;
+  if (b->head_only) {
+    size_t block;
+    kept = head_length(data, got, &block);
+    if (b->digests && !b->digest_failed && qmfleet_head_digest(data, block, b->digests + i * HEAD_DIGEST) != 0)
+      b->digest_failed = 1;
+  }
+  if (data != b->data + b->used) {
+    if (reserve(b, kept) != 0) return ENOMEM;
+    memcpy(b->data + b->used, data, kept);
+  }
   double *m = b->meta + i * META;
   m[1] = st && b->limit > 0 ? (double)st->st_size : (double)got;
   m[2] = b->want_stat ? (double)st->st_mtim.tv_sec : 0;
-  if (b->head_only) {
-    size_t block;
-    got = head_length(b->data + b->used, got, &block);
-    if (b->digests && !b->digest_failed &&
-        qmfleet_head_digest(b->data + b->used, block, b->digests + i * HEAD_DIGEST) != 0)
-      b->digest_failed = 1;
-  }
-  m[3] = (double)got;
-  b->used += got;
+  m[3] = (double)kept;
+  b->used += kept;
+  return 0;
 }
 
 static void read_one(Batch *b, int dir_fd, const char *name, size_t i) {
@@ -204,7 +211,7 @@ static void read_one(Batch *b, int dir_fd, const char *name, size_t i) {
   }
   close(fd);
   if (err) m[0] = err;
-  else keep(b, i, got, have_stat ? &st : NULL);
+  else keep(b, i, b->data + b->used, got, have_stat ? &st : NULL);
 }
 
 // Through io_uring (queue_uring.c), file k of the last run read there (open as fd), as file i of
@@ -223,11 +230,7 @@ static int take_uring_read(Batch *b, size_t i, size_t k, int fd, int res, size_t
   struct stat st;
   int have_stat = b->want_stat || filled;
   if (have_stat && qmfleet_uring_stat(k, &st) != 0 && fstat(fd, &st) != 0) return 0;
-  size_t got = (size_t)res;
-  if (reserve(b, got) != 0) return 0;
-  memcpy(b->data + b->used, qmfleet_uring_slot(k), got);
-  keep(b, i, got, have_stat ? &st : NULL);
-  return 1;
+  return keep(b, i, qmfleet_uring_slot(k), (size_t)res, have_stat ? &st : NULL) == 0;
 }
 
 // The directories of a run of files, each opened once.
