@@ -238,6 +238,7 @@ static void list_dir_execute(napi_env env, void *data) {
 static void list_dir_complete(napi_env env, napi_status status, void *data) {
   Listing *l = data;
   napi_value result;
+  // A work cancelled (its environment going away) rejects as interrupted; ENOENT is null.
   int err = status != napi_ok ? EINTR : l->err == ENOENT ? 0 : l->err;
   if (!err && listing_value(env, l, &result) != napi_ok) err = EINVAL;
   if (err && qmfleet_errno_error(env, err, &result) == napi_ok) napi_reject_deferred(env, l->deferred, result);

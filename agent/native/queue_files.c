@@ -17,7 +17,8 @@
 //   at a fraction of the cost of an array of strings).
 //   meta holds 4 numbers per path: errno (0 when read), size in bytes, mtime in seconds (0
 //   unless WANT_STAT), length of its bytes in data (the files' bytes follow each other).
-//   flags: WANT_STAT (1) fstat every file, for its mtime; HEAD_ONLY (2) keep of each file's
+//   flags: WANT_STAT (1) stat every open file, for its mtime (fstat, or statx in io_uring's read
+//   round); HEAD_ONLY (2) keep of each file's
 //   bytes only its header block and the empty line after it, when there is one (a mess file's
 //   body is most of its first bytes and nothing a scan looks at); DIGEST (4, with HEAD_ONLY)
 //   also a `digests` Buffer: per path, HEAD_DIGEST bytes of the SHA-256 of its header block
@@ -122,8 +123,8 @@ static size_t head_length(const char *data, size_t length, size_t *block) {
   *block = 0;
   if (length > 0 && data[0] == '\n') return 1;
   if (length > 1 && data[0] == '\r' && data[1] == '\n') return 2;
-  // Line by line with memchr: two memmem calls (LF LF, then LF CR LF before it) cost ~0.4 us
-  // a head, a tenth of the reader thread's own time in a listing.
+  // Line by line with memchr: two memmem calls (LF LF, then LF CR LF before it) took ~0.6 us
+  // a head, 60 ms of the reader thread's time in a listing of 100,000 messages.
   const char *end = data + length;
   for (const char *lf = memchr(data, '\n', length); lf; lf = memchr(lf + 1, '\n', (size_t)(end - lf - 1))) {
     *block = (size_t)(lf - data) + 1;

@@ -13,7 +13,8 @@
 // yields the batches it needs: readChunkSync reads them here and now, readChunk on the native
 // reader's thread, where they overlap the decoding of the chunk before. Per split dir, one listing
 // of local/N and remote/N says which channel files exist, and one listing of bounce/ which
-// messages bounce. Symlinks are never followed (O_NOFOLLOW).
+// messages bounce. The reader also hashes each head for the fingerprint where it can
+// (FileBatch.digest). Symlinks are never followed (O_NOFOLLOW).
 
 import * as fs from "node:fs";
 import {
@@ -199,9 +200,9 @@ export class Walker {
   }
 
   /**
-   * The preprocessed messages of each split dir, listed when the walk reaches it: one listing of
-   * info/N, local/N and remote/N per dir replaces a failing open per absent channel file, and
-   * the bounce/ listing a stat per message.
+   * The preprocessed messages of each split dir, listed when the walk reaches it (or, with
+   * listAhead, while it reads the dir before): one listing of info/N, local/N and remote/N per
+   * dir replaces a failing open per absent channel file, and the bounce/ listing a stat per message.
    */
   private *bucketListings(): Generator<BucketListing> {
     const bouncing = this.bouncingIds();
