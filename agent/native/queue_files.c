@@ -558,36 +558,31 @@ static napi_value reader_kind(napi_env env, napi_callback_info info) {
   return kind;
 }
 
-// useIoUring(on) -> whether it was on: turns the io_uring fast path on or off for every later
-// read (tests, and QMFLEET_IO_URING=0 at load for a kernel an admin does not trust with it).
-static napi_value use_io_uring(napi_env env, napi_callback_info info) {
+// A switch's call: enable(on) with the boolean argument, returning whether it was on.
+static napi_value switch_call(napi_env env, napi_callback_info info, const char *usage, int (*enable)(int)) {
   size_t argc = 1;
   napi_value argv[1];
   bool on;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
       napi_get_value_bool(env, argv[0], &on) != napi_ok) {
-    napi_throw_type_error(env, NULL, "queue_files: useIoUring(on: boolean)");
+    napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
   napi_value was;
-  if (napi_get_boolean(env, qmfleet_uring_enable(on), &was) != napi_ok) return NULL;
+  if (napi_get_boolean(env, enable(on), &was) != napi_ok) return NULL;
   return was;
+}
+
+// useIoUring(on) -> whether it was on: turns the io_uring fast path on or off for every later
+// read (tests, and QMFLEET_IO_URING=0 at load for a kernel an admin does not trust with it).
+static napi_value use_io_uring(napi_env env, napi_callback_info info) {
+  return switch_call(env, info, "queue_files: useIoUring(on: boolean)", qmfleet_uring_enable);
 }
 
 // useDigests(on) -> whether they were on: turns the native digests (DIGEST) on or off, for the
 // tests that compare them with JavaScript's.
 static napi_value use_digests(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  bool on;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
-      napi_get_value_bool(env, argv[0], &on) != napi_ok) {
-    napi_throw_type_error(env, NULL, "queue_files: useDigests(on: boolean)");
-    return NULL;
-  }
-  napi_value was;
-  if (napi_get_boolean(env, qmfleet_digest_enable(on), &was) != napi_ok) return NULL;
-  return was;
+  return switch_call(env, info, "queue_files: useDigests(on: boolean)", qmfleet_digest_enable);
 }
 
 napi_status qmfleet_export(napi_env env, napi_value exports, const char *name, napi_callback fn) {
