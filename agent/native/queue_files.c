@@ -17,8 +17,7 @@
 //   at a fraction of the cost of an array of strings).
 //   meta holds 4 numbers per path: errno (0 when read), size in bytes, mtime in seconds (0
 //   unless WANT_STAT), length of its bytes in data (the files' bytes follow each other).
-//   flags: WANT_STAT (1) stat every open file, for its mtime (fstat, or statx in io_uring's read
-//   round); HEAD_ONLY (2) keep of each file's
+//   flags: WANT_STAT (1) fstat every file, for its mtime; HEAD_ONLY (2) keep of each file's
 //   bytes only its header block and the empty line after it, when there is one (a mess file's
 //   body is most of its first bytes and nothing a scan looks at); DIGEST (4, with HEAD_ONLY)
 //   also a `digests` Buffer: per path, HEAD_DIGEST bytes of the SHA-256 of its header block
@@ -230,7 +229,7 @@ static int take_uring_read(Batch *b, size_t i, size_t k, int fd, int res, size_t
   if (filled && b->limit == 0) return 0;
   struct stat st;
   int have_stat = b->want_stat || filled;
-  if (have_stat && qmfleet_uring_stat(k, &st) != 0 && fstat(fd, &st) != 0) return 0;
+  if (have_stat && fstat(fd, &st) != 0) return 0;
   return keep(b, i, qmfleet_uring_slot(k), (size_t)res, have_stat ? &st : NULL) == 0;
 }
 
@@ -282,7 +281,7 @@ static void read_run(Batch *b, int root_fd, size_t from, size_t to) {
   // A whole file longer than a slot is read again the plain way, from its start.
   size_t want = b->limit > 0 ? b->limit : URING_SLOT;
   int flags = READ_FLAGS | (noatime_allowed ? O_NOATIME : 0);
-  int used = sent > 0 && qmfleet_uring_read(sent_dirs, names, sent, flags, want, b->want_stat, fds, results) == 0;
+  int used = sent > 0 && qmfleet_uring_read(sent_dirs, names, sent, flags, want, fds, results) == 0;
   for (size_t i = from, k = 0; i < to; i++) {
     int dir_fd = dir_fds[i - from];
     if (dir_fd < 0) {

@@ -6,8 +6,8 @@
 // (bench/README.md).
 //
 // Each file is opened into an ordinary descriptor, which stays open until the caller has looked
-// at it (an fstat for the mtime or the size, or the statx of that descriptor asked for with the
-// read): what the caller learns of a file comes from one open file, as with the plain calls. (Direct descriptors would save the rounds but leave no
+// at it (an fstat for the mtime or the size): what the caller learns of a file comes from one
+// open file, as with the plain calls. (Direct descriptors would save the rounds but leave no
 // fstat; a stat by name could describe another file, the next message given the same inode.)
 //
 // Only the common case is decided here: a file opened and read (the caller tells whether in
@@ -38,13 +38,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-// A round is at most two requests a file (a read and a statx); the completion queue is twice the
-// submission queue by default.
-#define ENTRIES (2 * URING_RUN)
+// A round is one request a file; the completion queue is twice the submission queue by default.
+#define ENTRIES URING_RUN
 
 typedef struct Ring {
   int fd;
@@ -53,10 +51,6 @@ typedef struct Ring {
   struct io_uring_sqe *sqes;
   struct io_uring_cqe *cqes;
   char *slots;  // URING_RUN buffers of URING_SLOT bytes
-#ifdef STATX_MTIME
-  struct statx stats[URING_RUN];
-  int stat_results[URING_RUN];
-#endif
 } Ring;
 
 // 0 not tried on this thread, 1 ready, -1 unusable on this thread (why in `failure`).
@@ -113,7 +107,7 @@ static int setup(void) {
   // otherwise fail every file of every run into the plain reads).
   static char *const probe[] = {"/dev/null"};
   int dir = AT_FDCWD, fd, result;
-  if (qmfleet_uring_read(&dir, probe, 1, O_RDONLY | O_CLOEXEC, 1, 0, &fd, &result) != 0) return -1;
+  if (qmfleet_uring_read(&dir, probe, 1, O_RDONLY | O_CLOEXEC, 1, &fd, &result) != 0) return -1;
   qmfleet_uring_close(&fd, 1);
   if (result != 0) return refuse("io_uring open and read", EINVAL);
   return 0;
@@ -165,7 +159,7 @@ static int run_round(unsigned tail, unsigned count, int *res) {
 }
 
 int qmfleet_uring_read(const int *dir_fds, char *const *names, size_t count, int open_flags, size_t want,
-                       int want_stat, int *fds, int *results) {
+                       int *fds, int *results) {
   if (!atomic_load(&enabled) || count > URING_RUN || want > URING_SLOT) return -1;
   if (ring_state == 0) setup();
   if (ring_state < 0) return -1;
@@ -181,13 +175,10 @@ int qmfleet_uring_read(const int *dir_fds, char *const *names, size_t count, int
   // as closing a number that is not known to be ours could close another thread's file.
   if (run_round(tail, (unsigned)count, fds) != 0) return -2;
   tail = *ring.sq_tail;
-  unsigned requests = 0;
-  // Results of the reads at [i], of the statx calls at [URING_RUN + i].
-  int res[2 * URING_RUN];
+  unsigned reads = 0;
   for (size_t i = 0; i < count; i++) {
     // ENOENT is final; any other failure to open is the caller's to read again.
-    res[i] = fds[i] == -ENOENT ? -ENOENT : -ECANCELED;
-    res[URING_RUN + i] = -ECANCELED;
+    results[i] = fds[i] == -ENOENT ? -ENOENT : -ECANCELED;
     if (fds[i] < 0) {
       fds[i] = -1;
       continue;
@@ -197,30 +188,9 @@ int qmfleet_uring_read(const int *dir_fds, char *const *names, size_t count, int
     sqe->fd = fds[i];
     sqe->addr = (uint64_t)(uintptr_t)qmfleet_uring_slot(i);
     sqe->len = (uint32_t)want;
-    requests++;
-#ifdef STATX_MTIME
-    // The descriptor itself (AT_EMPTY_PATH): what fstat would give, without a system call a file.
-    if (want_stat) {
-      sqe = queue_request(&tail, IORING_OP_STATX, URING_RUN + i);
-      sqe->fd = fds[i];
-      sqe->addr = (uint64_t)(uintptr_t) "";
-      sqe->len = STATX_SIZE | STATX_MTIME;
-      sqe->off = (uint64_t)(uintptr_t)&ring.stats[i];
-      sqe->statx_flags = AT_EMPTY_PATH;
-      requests++;
-    }
-#else
-    (void)want_stat;
-#endif
+    reads++;
   }
-  int broken = run_round(tail, requests, res);
-  for (size_t i = 0; i < count; i++) {
-    results[i] = res[i];
-#ifdef STATX_MTIME
-    ring.stat_results[i] = res[URING_RUN + i];
-#endif
-  }
-  if (broken) {
+  if (run_round(tail, reads, results) != 0) {
     // The opens all came back: these descriptors are known to be ours (a read in flight holds
     // its own reference to the file).
     for (size_t i = 0; i < count; i++) {
@@ -230,22 +200,6 @@ int qmfleet_uring_read(const int *dir_fds, char *const *names, size_t count, int
     return -2;
   }
   return 0;
-}
-
-int qmfleet_uring_stat(size_t i, struct stat *st) {
-#ifdef STATX_MTIME
-  const struct statx *sx = &ring.stats[i];
-  if (ring.stat_results[i] != 0 || (sx->stx_mask & (STATX_SIZE | STATX_MTIME)) != (STATX_SIZE | STATX_MTIME))
-    return -1;
-  memset(st, 0, sizeof *st);
-  st->st_size = (off_t)sx->stx_size;
-  st->st_mtim.tv_sec = (time_t)sx->stx_mtime.tv_sec;
-  st->st_mtim.tv_nsec = (long)sx->stx_mtime.tv_nsec;
-  return 0;
-#else
-  (void)i, (void)st;
-  return -1;
-#endif
 }
 
 void qmfleet_uring_close(const int *fds, size_t count) {
@@ -278,12 +232,8 @@ char *qmfleet_uring_slot(size_t i) {
   return NULL;
 }
 int qmfleet_uring_read(const int *dir_fds, char *const *names, size_t count, int open_flags, size_t want,
-                       int want_stat, int *fds, int *results) {
-  (void)dir_fds, (void)names, (void)count, (void)open_flags, (void)want, (void)want_stat, (void)fds, (void)results;
-  return -1;
-}
-int qmfleet_uring_stat(size_t i, struct stat *st) {
-  (void)i, (void)st;
+                       int *fds, int *results) {
+  (void)dir_fds, (void)names, (void)count, (void)open_flags, (void)want, (void)fds, (void)results;
   return -1;
 }
 void qmfleet_uring_close(const int *fds, size_t count) { (void)fds, (void)count; }
