@@ -30,6 +30,7 @@ export interface BatchRequest {
 const WANT_STAT = 1;
 const HEAD_ONLY = 2;
 const DIGEST = 4;
+/** head_digest.h's HEAD_DIGEST: the bytes of each digest the reader gives. */
 const DIGEST_BYTES = 16;
 
 const ABSENT = new Set([constants.errno.ENOENT, constants.errno.ELOOP, constants.errno.EISDIR]);

@@ -412,10 +412,9 @@ export class Walker {
     read: QueueFileRead,
   ): (MessageHead & { cut: HeaderBlockCut; readOn?: boolean }) | undefined {
     const { data, size } = read;
+    // The reader stops a head at its empty line, so data is the whole head to keep (all read when there is none).
     const cut = cutKeptHead(data);
-    if (cut.complete)
-      return { size, head: data.subarray(0, Math.min(data.length, cut.block.length + 2)), cut };
-    if (data.length >= Math.min(size, FINGERPRINT_SPAN)) return { size, head: data, cut };
+    if (cut.complete || data.length >= Math.min(size, FINGERPRINT_SPAN)) return { size, head: data, cut };
     // A header block longer than the first read (rare): read on as readHead does.
     const mess = readMess(`${this.root}/${rel}`, this.headBytes);
     return mess && { ...mess, cut: cutHeaderBlock(mess.head), readOn: true };
