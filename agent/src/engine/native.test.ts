@@ -166,6 +166,29 @@ describe("MessageNameSet", () => {
     assert.ok(!names.hasPlain(123) && !names.hasPlain(8));
   });
 
+  test("answers as a Set of the listing's numbers would, whatever their order and count (searched by halves)", () => {
+    const LARGEST = 999_999_999_999_999;
+    let seed = 7;
+    const random = (below: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % below;
+    };
+    for (const count of [0, 1, 2, 3, 8, 255, 1000]) {
+      // Listed in no order, with gaps, up to 15 digits (what queue_dirs.c lists as ids).
+      const ids = Array.from({ length: count }, () =>
+        random(3) === 0 ? LARGEST - random(50) : random(5000) * 2 + 1,
+      );
+      const names = new MessageNameSet({ count, ids: Float64Array.from(ids), odd: [], dirs: [] });
+      const expected = new Set(ids);
+      // Every listed id and its neighbours, the ends of the range, and ids far off either end.
+      const probes = [0, 1, 10001, LARGEST, LARGEST + 1, ...ids.flatMap((id) => [id - 1, id, id + 1])];
+      for (const id of probes) {
+        assert.equal(names.hasPlain(id), expected.has(id), `${count} ids: ${id}`);
+        assert.equal(names.has(String(id)), expected.has(id), `${count} ids: "${id}"`);
+      }
+    }
+  });
+
   test("a missing directory holds no name; twin: the same directory with one", () => {
     const dir = path.join(freshDir(), "gone");
     assert.ok(!MessageNameSet.of(dir).has("5"));

@@ -7,6 +7,7 @@
 import { type CompiledFilter, compileFilter, type FilterOptions } from "./filter.js";
 import type { Filter, QueueLayout } from "./model.js";
 import {
+  type ChunkDecode,
   type ChunkRead,
   readChunk,
   readChunkSync,
@@ -157,7 +158,7 @@ const AHEAD = 4;
 /** The walk with its chunks read ahead on the reader's thread, yielded in walk order. */
 async function* pipelined(walker: Walker, signal?: AbortSignal): AsyncGenerator<ScanCandidate> {
   const chunks = walker.chunks();
-  const inFlight: Promise<(ScanCandidate | undefined)[]>[] = [];
+  const inFlight: Promise<ChunkDecode>[] = [];
   const refill = () => {
     while (inFlight.length < AHEAD) {
       const next = chunks.next();
@@ -172,7 +173,7 @@ async function* pipelined(walker: Walker, signal?: AbortSignal): AsyncGenerator<
   const pacer = new Pacer(signal);
   refill();
   for (let read = inFlight.shift(); read; read = inFlight.shift()) {
-    const candidates = await read;
+    const candidates = (await read)();
     refill();
     for (const c of candidates) {
       if (c) yield c;

@@ -11,7 +11,9 @@
 // cost 3-4x the call itself. The heads come first, so a test on the raw header block skips the
 // envelope reads of the messages it rejects. A chunk's reading is a coroutine (ChunkRead) that
 // yields the batches it needs: readChunkSync reads them here and now, readChunk on the native
-// reader's thread, where they overlap the decoding of the chunk before. Per split dir, one listing
+// reader's thread, where they overlap the decoding of the chunk before. The coroutine returns
+// the chunk's decoding, not its candidates: a chunk read ahead holds the reader's buffers until
+// its turn comes, and builds its candidates then. Per split dir, one listing
 // of local/N and remote/N says which channel files exist, and one listing of bounce/ which
 // messages bounce. The reader also hashes each head for the fingerprint where it can
 // (FileBatch.digest). Symlinks are never followed (O_NOFOLLOW).
@@ -132,20 +134,28 @@ function readAt(abs: string, offset: number, maxBytes: number): Buffer {
 /**
  * The reading of one chunk of messages as a coroutine: it yields the batches of files it needs
  * and is resumed with them read, so that one body serves the synchronous walk (readChunkSync)
- * and the pipelined one (readChunk). It returns, per id, the candidate or undefined for a
- * message skipped (gone meanwhile, no mess, rejected by the selection).
+ * and the pipelined one (readChunk). It returns the chunk's decoding (ChunkDecode).
  */
-export type ChunkRead = Generator<BatchRequest[], (ScanCandidate | undefined)[], FileBatch[]>;
+export type ChunkRead = Generator<BatchRequest[], ChunkDecode, FileBatch[]>;
 
-/** Runs a chunk's reading with synchronous reads. */
+/**
+ * A chunk's files read, its candidates not yet built: called once, it gives per id the candidate
+ * or undefined for a message skipped (gone meanwhile, no mess, rejected by the selection). The
+ * pipelined scan calls it when the chunk's turn comes: candidates built as soon as their files
+ * came would live through the young-generation collections of the chunks decoded before them,
+ * each one copying them (bench/README.md).
+ */
+export type ChunkDecode = () => (ScanCandidate | undefined)[];
+
+/** Runs a chunk's reading with synchronous reads, and decodes it. */
 export function readChunkSync(root: string, chunk: ChunkRead): (ScanCandidate | undefined)[] {
   let step = chunk.next();
   while (!step.done) step = chunk.next(step.value.map((req) => readBatchSync(root, req)));
-  return step.value;
+  return step.value();
 }
 
 /** Runs a chunk's reading with its batches read on the native reader's thread. */
-export async function readChunk(root: string, chunk: ChunkRead): Promise<(ScanCandidate | undefined)[]> {
+export async function readChunk(root: string, chunk: ChunkRead): Promise<ChunkDecode> {
   let step = chunk.next();
   while (!step.done) step = chunk.next(await Promise.all(step.value.map((req) => readBatch(root, req))));
   return step.value;
@@ -191,7 +201,7 @@ export class Walker {
   *chunks(): Generator<ChunkRead> {
     for (const { ids, flags } of this.bucketListings()) {
       for (let i = 0; i < ids.length; i += CHUNK) {
-        yield this.preprocessed(ids.slice(i, i + CHUNK), flags.slice(i, i + CHUNK));
+        yield this.preprocessed(ids.slice(i, i + CHUNK).map(String), flags.slice(i, i + CHUNK));
       }
     }
     for (const { ids, state } of this.pendingListings()) {
@@ -212,9 +222,9 @@ export class Walker {
       if (!infos) continue;
       const local = new MessageNameSet(localListing);
       const remote = new MessageNameSet(remoteListing);
-      const ids: string[] = [];
+      const ids: (number | string)[] = [];
       const flags: number[] = [];
-      const keep = (id: string, has: (names: MessageNameSet) => boolean) => {
+      const keep = (id: number | string, has: (names: MessageNameSet) => boolean) => {
         ids.push(id);
         flags.push(
           (has(local) ? HAS_LOCAL : 0) | (has(remote) ? HAS_REMOTE : 0) | (has(bouncing) ? BOUNCING : 0),
@@ -222,7 +232,7 @@ export class Walker {
       };
       // A file in the wrong split dir is invisible to qmail-send (check.ts reports it): skipped.
       // Plain names as numbers first, then the odd ones, as messageFileNames orders them.
-      for (const id of infos.ids) if (id % split === n) keep(String(id), (names) => names.hasPlain(id));
+      for (const id of infos.ids) if (id % split === n) keep(id, (names) => names.hasPlain(id));
       for (const id of infos.odd) {
         if (isMessageName(id) && splitOf(this.layout, id) === n) keep(id, (names) => names.has(id));
       }
@@ -267,12 +277,13 @@ export class Walker {
 
   /** One message named by id (qmHandle -mN, a purge's re-check), in whichever state it is. */
   *one(id: string): ChunkRead {
-    if (!isMessageName(id)) return [undefined];
+    if (!isMessageName(id)) return () => [undefined];
     const flags = HAS_LOCAL | HAS_REMOTE | (this.bouncingIds().has(id) ? BOUNCING : 0);
-    const [preprocessed] = yield* this.preprocessed([id], [flags]);
-    if (preprocessed) return [preprocessed];
-    const [todo] = yield* this.queued([id], "todo");
-    return todo ? [todo] : yield* this.queued([id], "being-written");
+    // Decoded at once: which state to look in next depends on it.
+    const preprocessed = (yield* this.preprocessed([id], [flags]))();
+    if (preprocessed[0]) return () => preprocessed;
+    const todo = (yield* this.queued([id], "todo"))();
+    return todo[0] ? () => todo : yield* this.queued([id], "being-written");
   }
 
   /** Preprocessed messages; `flags` say which channel files exist and whether each is bouncing. */
@@ -291,32 +302,33 @@ export class Walker {
           ]
         : [],
     );
-    return heads.map((head, i) => {
-      if (!head) return undefined;
-      const bouncing = has(i, BOUNCING);
-      const envelope: Envelope = {
-        state: bouncing ? "bouncing" : "preprocessed",
-        birthTime: 0,
-        sender: "",
-        recipients: [],
-        bouncing,
-      };
-      if (info && local && remote) {
-        const infoFile = info(i);
-        if (!infoFile) return undefined;
-        envelope.birthTime = infoFile.mtime;
-        envelope.sender = parseInfo(infoFile.data).sender;
-        for (const [read, channel] of [
-          [local, "local"],
-          [remote, "remote"],
-        ] as const) {
-          const file = read(i);
-          if (file)
-            envelope.recipients.push(...parseRecipients(file.data, channel, this.routing.vdoms).recipients);
+    return () =>
+      heads().map((head, i) => {
+        if (!head) return undefined;
+        const bouncing = has(i, BOUNCING);
+        const envelope: Envelope = {
+          state: bouncing ? "bouncing" : "preprocessed",
+          birthTime: 0,
+          sender: "",
+          recipients: [],
+          bouncing,
+        };
+        if (info && local && remote) {
+          const infoFile = info(i);
+          if (!infoFile) return undefined;
+          envelope.birthTime = infoFile.mtime;
+          envelope.sender = parseInfo(infoFile.data).sender;
+          for (const [read, channel] of [
+            [local, "local"],
+            [remote, "remote"],
+          ] as const) {
+            const file = read(i);
+            if (file)
+              envelope.recipients.push(...parseRecipients(file.data, channel, this.routing.vdoms).recipients);
+          }
         }
-      }
-      return this.candidate(head, envelope);
-    });
+        return this.candidate(head, envelope);
+      });
   }
 
   /** Messages of todo/ or intd/. */
@@ -328,12 +340,13 @@ export class Walker {
       { path: (p) => p.info, limit: 1 },
       { path: (p) => (state === "todo" ? p.todo : p.intd), limit: 0, mtime: true },
     ]);
-    return heads.map((head, i) => {
-      // qmail-send writes info before it unlinks intd and todo: with info there, the message
-      // is preprocessed and was listed as such.
-      const file = head && !info?.(i) ? queued?.(i) : undefined;
-      return file && this.candidate(head as ReadHead, this.queuedEnvelope(state, file));
-    });
+    return () =>
+      heads().map((head, i) => {
+        // qmail-send writes info before it unlinks intd and todo: with info there, the message
+        // is preprocessed and was listed as such.
+        const file = head && !info?.(i) ? queued?.(i) : undefined;
+        return file && this.candidate(head as ReadHead, this.queuedEnvelope(state, file));
+      });
   }
 
   private queuedEnvelope(state: "todo" | "being-written", file: QueueFileRead): Envelope {
@@ -352,7 +365,8 @@ export class Walker {
 
   /**
    * The heads of mess/N/<id> and the envelope files of `kinds` for each message read, as
-   * accessors by message index. A head is undefined for a message there is none of (finished
+   * accessors by message index; the heads as their cutting, done when called (ChunkDecode).
+   * A head is undefined for a message there is none of (finished
    * meanwhile, an orphan, a symlink) or that the head test rejects: a rejected message costs
    * its head read only (what makes a header search as cheap as grep), no envelope read, no
    * decoding. Without a head test every message's envelope files are read anyway, so they are
@@ -362,7 +376,11 @@ export class Walker {
   private *headsThen(
     ids: string[],
     kinds: FileKind[],
-  ): Generator<BatchRequest[], { heads: (ReadHead | undefined)[]; files: FileAccessor[] }, FileBatch[]> {
+  ): Generator<
+    BatchRequest[],
+    { heads: () => (ReadHead | undefined)[]; files: FileAccessor[] },
+    FileBatch[]
+  > {
     const paths = ids.map((id) => messagePaths(this.layout, id));
     // Every head's digest in the reader when every message is kept for its fingerprint; with a
     // head test (a search), only those of the few it keeps, here.
@@ -377,7 +395,7 @@ export class Walker {
       const plans = plan(paths.map((_, i) => i));
       const [messes, ...batches] = yield [headRequest, ...plans.map((p) => p.request)];
       return {
-        heads: this.headsOf(ids, paths, messes as FileBatch),
+        heads: () => this.headsOf(ids, paths, messes as FileBatch),
         files: plans.map((p, k) => p.reader(batches[k])),
       };
     }
@@ -385,7 +403,7 @@ export class Walker {
     const heads = this.headsOf(ids, paths, messes as FileBatch);
     const plans = plan(indexesOf(heads));
     const batches = plans.some((p) => p.request.paths.length > 0) ? yield plans.map((p) => p.request) : [];
-    return { heads, files: plans.map((p, k) => p.reader(batches[k])) };
+    return { heads: () => heads, files: plans.map((p, k) => p.reader(batches[k])) };
   }
 
   private headsOf(ids: string[], paths: MessagePaths[], batch: FileBatch): (ReadHead | undefined)[] {
@@ -512,7 +530,8 @@ const BOUNCING = 4;
 
 /** The preprocessed messages of one split dir, in readdir order. */
 interface BucketListing {
-  ids: string[];
+  /** Plain names as numbers (a string each only once its chunk is read: see MessageNameSet), odd ones as strings. */
+  ids: (number | string)[];
   /** Per id: HAS_LOCAL | HAS_REMOTE | BOUNCING. */
   flags: number[];
 }
