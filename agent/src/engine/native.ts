@@ -139,8 +139,12 @@ export class MessageNameSet {
     return low < sorted.length && sorted[low] === id;
   }
 
-  /** For any name: a plain one (as queue_dirs.c tells them: 15 digits at most, no leading zero) as its number. */
-  has(name: string): boolean {
+  /**
+   * For an id from a listing's `ids` (a number), or for any name: a plain one (as queue_dirs.c
+   * tells them: 15 digits at most, no leading zero) as its number.
+   */
+  has(name: number | string): boolean {
+    if (typeof name === "number") return this.hasPlain(name);
     const n = Number(name);
     return name.length <= 15 && String(n) === name ? this.hasPlain(n) : this.odd.has(name);
   }

@@ -93,6 +93,10 @@ function firstAddressIn(text: string): string {
       if (ip) return ip;
     }
   }
+  // The common case, a comment that is the address alone (qmail-smtpd's "(1.2.3.4)"): the one
+  // token the split would give, without splitting.
+  const whole = normalizeAddress(text);
+  if (whole) return whole;
   for (const token of text.split(TOKEN_SEPARATORS)) {
     if (token === "") continue;
     // "user@1.2.3.4" (qmail-smtpd with ident) splits on "@"; "1.2.3.4:25123" drops the port.

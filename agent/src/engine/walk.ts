@@ -81,7 +81,12 @@ export interface WalkOptions {
 
 export interface ScanCandidate {
   message: QueuedMessage;
-  /** The header lines as in the file, without the blank line (capped at 64 KiB). */
+  /**
+   * The header lines as in the file, without the blank line (capped at 64 KiB). A view of the
+   * buffer the reader filled with the heads of the message's chunk (a few hundred messages):
+   * not copied for each message, as no scan keeps it past the message; whoever keeps it keeps
+   * that buffer, and should keep a copy instead.
+   */
   headBlock: Buffer;
   /** False when no blank line was found within the cap (no body, or headers longer than 64 KiB). */
   headComplete: boolean;
@@ -224,18 +229,18 @@ export class Walker {
       const remote = new MessageNameSet(remoteListing);
       const ids: (number | string)[] = [];
       const flags: number[] = [];
-      const keep = (id: number | string, has: (names: MessageNameSet) => boolean) => {
+      const keep = (id: number | string) => {
         ids.push(id);
         flags.push(
-          (has(local) ? HAS_LOCAL : 0) | (has(remote) ? HAS_REMOTE : 0) | (has(bouncing) ? BOUNCING : 0),
+          (local.has(id) ? HAS_LOCAL : 0) |
+            (remote.has(id) ? HAS_REMOTE : 0) |
+            (bouncing.has(id) ? BOUNCING : 0),
         );
       };
       // A file in the wrong split dir is invisible to qmail-send (check.ts reports it): skipped.
       // Plain names as numbers first, then the odd ones, as messageFileNames orders them.
-      for (const id of infos.ids) if (id % split === n) keep(id, (names) => names.hasPlain(id));
-      for (const id of infos.odd) {
-        if (isMessageName(id) && splitOf(this.layout, id) === n) keep(id, (names) => names.has(id));
-      }
+      for (const id of infos.ids) if (id % split === n) keep(id);
+      for (const id of infos.odd) if (isMessageName(id) && splitOf(this.layout, id) === n) keep(id);
       if (ids.length > 0) yield { ids, flags };
     }
   }
@@ -318,17 +323,19 @@ export class Walker {
           if (!infoFile) return undefined;
           envelope.birthTime = infoFile.mtime;
           envelope.sender = parseInfo(infoFile.data).sender;
-          for (const [read, channel] of [
-            [local, "local"],
-            [remote, "remote"],
-          ] as const) {
-            const file = read(i);
-            if (file)
-              envelope.recipients.push(...parseRecipients(file.data, channel, this.routing.vdoms).recipients);
-          }
+          envelope.recipients = this.recipientsOf(local(i), remote(i));
         }
         return this.candidate(head, envelope);
       });
+  }
+
+  /** The recipients of a message's local and remote files (either may be absent), local ones first. */
+  private recipientsOf(local: QueueFileRead | undefined, remote: QueueFileRead | undefined): Recipient[] {
+    const { vdoms } = this.routing;
+    const fromLocal = local ? parseRecipients(local.data, "local", vdoms).recipients : [];
+    if (!remote) return fromLocal;
+    const fromRemote = parseRecipients(remote.data, "remote", vdoms).recipients;
+    return fromLocal.length === 0 ? fromRemote : fromLocal.concat(fromRemote);
   }
 
   /** Messages of todo/ or intd/. */
@@ -412,12 +419,9 @@ export class Walker {
       const p = paths[i] as MessagePaths;
       const mess = read && this.messHead(p.mess, read);
       if (!mess || (this.headTest && !this.headTest(mess.cut.block))) return undefined;
-      // A copy of just the head: a candidate kept must not pin the chunk's whole buffer.
-      const head = Buffer.from(mess.head);
-      const cut = { complete: mess.cut.complete, block: head.subarray(0, mess.cut.block.length) };
       // The reader's digest is of the block it kept: not of one read on here.
       const digest = mess.readOn ? undefined : batch.digest(i);
-      return { id, paths: p, mess: { size: mess.size, head }, cut, digest };
+      return { id, paths: p, mess, cut: mess.cut, digest };
     });
   }
 
