@@ -150,6 +150,22 @@ describe("summarizeHeaders", () => {
     assert.equal(summarizeHeaders(block).clientIp, "203.0.113.5");
   });
 
+  it("walks the Received fields from the top past qmail's own lines and internal hops to the first public client; twin: none has one", () => {
+    const hops = [
+      "(qmail 9 invoked by uid 89); 28 Nov 2026",
+      "from unknown (HELO filter) (127.0.0.1)\n  by mx1 with SMTP; 28 Nov 2026",
+      "(qmail 8 invoked from network); 28 Nov 2026",
+      "from unknown (HELO relay) (10.0.0.5)\n  by mx1 with SMTP; 28 Nov 2026",
+      "from spam.example (spam.example [203.0.113.5]) by relay.internal (Postfix)",
+      "from forged.example ([198.51.100.1]) by spam.example",
+    ];
+    const block = (values: string[]) =>
+      Buffer.from(`${values.map((v) => `Received: ${v}\n`).join("")}Subject: x\n`);
+    assert.equal(summarizeHeaders(block(hops)).clientIp, "203.0.113.5");
+    assert.equal(summarizeHeaders(block(hops.slice(0, 4))).clientIp, "");
+    assert.equal(summarizeHeaders(block([])).clientIp, "");
+  });
+
   it("finds each field by the name listHeaderFields gives it, lower-cased; twin: names that only look alike are other fields", () => {
     // Blanks before the colon (NBSP too: trimEnd takes it), any case; then names that differ
     // by a character, a blank inside, a prefix or a suffix, each before the field it resembles.

@@ -10,7 +10,7 @@
 import { type Buffer, isAscii } from "node:buffer";
 import { decodeUnlabeled } from "./charsets.js";
 import type { MessageHeaders } from "./model.js";
-import { firstExternalClientIp } from "./received.js";
+import { externalClientIp } from "./received.js";
 import { decodeEncodedWords } from "./rfc2047.js";
 
 export interface HeaderBlockCut {
@@ -276,19 +276,21 @@ const firstAt = new Int32Array(SUMMARY_FIELDS.length * 2);
 const receivedAt: number[] = [];
 
 /**
- * The values of the Received fields receivedAt holds, decoded one by one as asked and left
- * folded (receivedClientIp reads a fold's line break as the blank it is; qmail-smtpd folds every
- * one of its lines), skipping those of a plain-ASCII block that do not start with "from" and a
- * blank: they name no client (receivedClientIp needs its from clause), and qmail-queue's own
- * "(qmail 123 invoked ...)" line tops every message.
+ * The first external client address of the Received fields receivedAt holds, walking from the
+ * top (newest) down, each decoded only when its turn comes and left folded (receivedClientIp reads a fold's line break as the blank it is;
+ * qmail-smtpd folds every one of its lines), skipping those of a plain-ASCII block that do not
+ * start with "from" and a blank: they name no client (receivedClientIp needs its from clause),
+ * and qmail-queue's own "(qmail 123 invoked ...)" line tops every message.
  */
-function* receivedValues(v: BlockView): Generator<string> {
+function clientIpOf(v: BlockView): string {
   for (let i = 0; i < receivedAt.length; i += 2) {
     const colon = receivedAt[i] as number;
     const end = receivedAt[i + 1] as number;
     if (v.plain && !startsWithFrom(v.latin1, colon + 1, end)) continue;
-    yield textOf(v, colon + 1, end);
+    const ip = externalClientIp(textOf(v, colon + 1, end));
+    if (ip) return ip;
   }
+  return "";
 }
 
 /** Whether text[start, end), blanks and line breaks skipped, starts with "from" (any case) and a blank. */
@@ -332,6 +334,6 @@ export function summarizeHeaders(block: Buffer): HeaderSummary {
       date: value("date"),
       messageId: value("message-id"),
     },
-    clientIp: firstExternalClientIp(receivedValues(v)),
+    clientIp: clientIpOf(v),
   };
 }

@@ -78,7 +78,8 @@ export function isExternalAddress(ip: string): boolean {
   if (version === 6) return !IPV6_NOT_EXTERNAL.check(ip, "ipv6");
   if (version !== 4) return false;
   const n = ipv4Number(ip);
-  for (const [first, last] of IPV4_NOT_EXTERNAL) if (n >= first && n <= last) return false;
+  // Indexed, not destructured: this runs for every message of a scan.
+  for (const range of IPV4_NOT_EXTERNAL) if (n >= range[0] && n <= range[1]) return false;
   return true;
 }
 
@@ -170,11 +171,8 @@ function commentAddress(comment: string, nested: boolean): string {
   return firstAddressIn(text.includes("=") ? text.replace(HELO_PARAMETER, " ") : text);
 }
 
-/** The first external client address walking the Received fields from the top (newest) down. */
-export function firstExternalClientIp(receivedValues: Iterable<string>): string {
-  for (const value of receivedValues) {
-    const ip = receivedClientIp(value);
-    if (ip && isExternalAddress(ip)) return ip;
-  }
-  return "";
+/** The client address one Received field records when it is an external one, else "". */
+export function externalClientIp(value: string): string {
+  const ip = receivedClientIp(value);
+  return ip && isExternalAddress(ip) ? ip : "";
 }

@@ -81,7 +81,9 @@ export function decodeEncodedWords(value: string): string {
     const start = match.index;
     const between = value.slice(last, start);
     // The RFC 2231 language suffix (UTF-8*ja) does not change the bytes: words differing only in it join.
-    const charset = (match[1] as string).split("*", 1)[0] as string;
+    const label = match[1] as string;
+    const star = label.indexOf("*");
+    const charset = star === -1 ? label : label.slice(0, star);
     const bytes =
       encoding === "B" || encoding === "b" ? decodeB(match[3] as string) : decodeQ(match[3] as string);
     const adjacent = runBytes.length > 0 && ONLY_WHITESPACE.test(between);
