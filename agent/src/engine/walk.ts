@@ -13,10 +13,10 @@
 // yields the batches it needs: readChunkSync reads them here and now, readChunk on the native
 // reader's thread, where they overlap the decoding of the chunk before. The coroutine returns
 // the chunk's decoding, not its candidates: a chunk read ahead holds the reader's buffers until
-// its turn comes, and builds its candidates then. Per split dir, one listing
-// of local/N and remote/N says which channel files exist, and one listing of bounce/ which
-// messages bounce. The reader also hashes each head for the fingerprint where it can
-// (FileBatch.digest). Symlinks are never followed (O_NOFOLLOW).
+// its turn comes, and builds its candidates then. Per split dir, one listing of local/N and
+// remote/N says which channel files exist, and one listing of bounce/ which messages bounce.
+// The reader also hashes each head for the fingerprint where it can (FileBatch.digest).
+// Symlinks are never followed (O_NOFOLLOW).
 
 import * as fs from "node:fs";
 import {
@@ -372,13 +372,14 @@ export class Walker {
 
   /**
    * The heads of mess/N/<id> and the envelope files of `kinds` for each message read, as
-   * accessors by message index; the heads as their cutting, done when called (ChunkDecode).
-   * A head is undefined for a message there is none of (finished
-   * meanwhile, an orphan, a symlink) or that the head test rejects: a rejected message costs
-   * its head read only (what makes a header search as cheap as grep), no envelope read, no
-   * decoding. Without a head test every message's envelope files are read anyway, so they are
-   * asked for with the heads, in one round: the reader thread then never waits for this one to
-   * look at a chunk's heads before it reads the chunk's envelope files.
+   * accessors by message index; the heads as a function that cuts them when called (with a head
+   * test, they are cut at once: the test decides which envelope files to read). A head is
+   * undefined for a message there is none of (finished meanwhile, an orphan, a symlink) or that
+   * the head test rejects: a rejected message costs its head read only (what makes a header
+   * search as cheap as grep), no envelope read, no decoding. Without a head test every
+   * message's envelope files are read anyway, so they are asked for with the heads, in one
+   * round: the reader thread then never waits for this one to look at a chunk's heads before it
+   * reads the chunk's envelope files.
    */
   private *headsThen(
     ids: string[],
