@@ -8,7 +8,7 @@ import {
   type Criterion as WireCriterion,
   type Filter as WireFilter,
   MessageState as WireState,
-} from "@qmfleet/proto";
+} from "@qmfleet/proto/messages";
 import { FilterError } from "./engine/filter.js";
 import type {
   Channel,

@@ -18,7 +18,7 @@ import {
   filterFromFlags,
   parseSize,
   type Filter as WireFilter,
-} from "@qmfleet/proto";
+} from "@qmfleet/proto/messages";
 import { type Command, Option } from "commander";
 import { checkQueue } from "../engine/check.js";
 import { compileFilter } from "../engine/filter.js";

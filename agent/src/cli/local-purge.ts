@@ -4,7 +4,7 @@
 // same audit log as the agent's, with the local user as who and --reason as why, under the same
 // per-queue lock, so `local` and `serve` on one host never change the queue at once.
 
-import { shellCommand } from "@qmfleet/proto";
+import { shellCommand } from "@qmfleet/proto/messages";
 import { localIdentity } from "../engine/audit.js";
 import type { DetectedLayout } from "../engine/layout.js";
 import type { Filter } from "../engine/model.js";
