@@ -277,10 +277,11 @@ const receivedAt: number[] = [];
 
 /**
  * The first external client address of the Received fields receivedAt holds, walking from the
- * top (newest) down, each decoded only when its turn comes and left folded (receivedClientIp reads a fold's line break as the blank it is;
- * qmail-smtpd folds every one of its lines), skipping those of a plain-ASCII block that do not
- * start with "from" and a blank: they name no client (receivedClientIp needs its from clause),
- * and qmail-queue's own "(qmail 123 invoked ...)" line tops every message.
+ * top (newest) down, each decoded only when its turn comes and left folded (receivedClientIp
+ * reads a fold's line break as the blank it is; qmail-smtpd folds every one of its lines),
+ * skipping those of a plain-ASCII block that do not start with "from" and a blank: they name no
+ * client (receivedClientIp needs its from clause), and qmail-queue's own "(qmail 123 invoked
+ * ...)" line tops every message.
  */
 function clientIpOf(v: BlockView): string {
   for (let i = 0; i < receivedAt.length; i += 2) {
