@@ -14,8 +14,8 @@
 // listDirAsync(abs) -> a Promise of the same, listed on libuv's thread pool.
 // statIds(abs, ids: Float64Array) -> Float64Array of 2 numbers per id: the lstat size and the
 //   mtime in seconds of abs/<id>, or -1 and -1 when there is no such file.
-// Any other failure throws (rejects with) an Error whose `errno` is the errno number and, for statIds, whose
-// `index` says which id (TypeScript names the path).
+// Any other failure throws (rejects with) an Error whose `errno` is the errno number and, for
+// statIds, whose `index` says which id (TypeScript names the path).
 
 #define _GNU_SOURCE
 #include <dirent.h>
