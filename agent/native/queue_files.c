@@ -21,7 +21,9 @@
 //   bytes only its header block and the empty line after it, when there is one (a mess file's
 //   body is most of its first bytes and nothing a scan looks at); DIGEST (4, with HEAD_ONLY)
 //   also a `digests` Buffer: per path, HEAD_DIGEST bytes of the SHA-256 of its header block
-//   (the bytes kept without the empty line; head_digest.c), absent when they cannot be had.
+//   (the bytes kept without the empty line; head_digest.c), absent when they cannot be had;
+//   FIELDS (8, with HEAD_ONLY) also a `fields` Int32Array: per path, HEAD_FIELDS_INTS numbers
+//   saying where its header block has the fields a scan summarizes (head_fields.h).
 //   size is what was read when the file was read whole or was shorter than `limit`, and
 //   fstat's when the read filled `limit` (or with WANT_STAT).
 //   A failure to open the root rejects (throws) with an Error whose `errno` is the errno number
@@ -40,12 +42,14 @@
 
 #include "addon.h"
 #include "head_digest.h"
+#include "head_fields.h"
 #include "queue_uring.h"
 
 #define META 4
 #define WANT_STAT 1
 #define HEAD_ONLY 2
 #define DIGEST 4
+#define FIELDS 8
 
 typedef struct Batch {
   char *root;
@@ -57,6 +61,7 @@ typedef struct Batch {
   int head_only;
   unsigned char *digests;  // HEAD_DIGEST bytes a path, or NULL
   int digest_failed;       // then none of them is given
+  int32_t *fields;         // HEAD_FIELDS_INTS numbers a path, or NULL
   int root_errno;
   double *meta;
   char *data;
@@ -159,6 +164,7 @@ static int keep(Batch *b, size_t i, const char *data, size_t got, const struct s
     kept = head_length(data, got, &block);
     if (b->digests && !b->digest_failed && qmfleet_head_digest(data, block, b->digests + i * HEAD_DIGEST) != 0)
       b->digest_failed = 1;
+    if (b->fields) qmfleet_head_fields((const unsigned char *)data, block, b->fields + i * HEAD_FIELDS_INTS);
   }
   if (data != b->data + b->used) {
     if (reserve(b, kept) != 0) return ENOMEM;
@@ -316,6 +322,7 @@ static void free_batch(Batch *b) {
   free(b->meta);
   free(b->data);
   free(b->digests);
+  free(b->fields);
   free(b);
 }
 
@@ -367,8 +374,10 @@ static Batch *batch_of(napi_env env, napi_callback_info info) {
   b->limit = (size_t)limit;
   b->want_stat = (flags & WANT_STAT) != 0;
   b->head_only = (flags & HEAD_ONLY) != 0;
-  // Without memory for them the batch goes on without digests, as without OpenSSL.
+  // Without memory for them the batch goes on without digests, as without OpenSSL, and without
+  // fields (headers.ts then finds them itself).
   if (b->head_only && (flags & DIGEST)) b->digests = calloc(count ? count : 1, HEAD_DIGEST);
+  if (b->head_only && (flags & FIELDS)) b->fields = calloc(count ? count : 1, HEAD_FIELDS_INTS * sizeof(int32_t));
   b->root = qmfleet_string_arg(env, argv[0], NULL);
   b->joined = qmfleet_string_arg(env, argv[1], &joined_length);
   b->paths = calloc(count ? count : 1, sizeof(char *));
@@ -437,6 +446,16 @@ static napi_status result_of(napi_env env, Batch *b, napi_value *out, bool *fail
     napi_value digests;
     if ((s = napi_create_buffer_copy(env, b->count * HEAD_DIGEST, b->digests, NULL, &digests)) != napi_ok) return s;
     if ((s = napi_set_named_property(env, *out, "digests", digests)) != napi_ok) return s;
+  }
+  if (b->fields) {
+    napi_value fields, raw_fields;
+    void *ints;
+    size_t bytes = b->count * HEAD_FIELDS_INTS * sizeof(int32_t);
+    if ((s = napi_create_arraybuffer(env, bytes, &ints, &raw_fields)) != napi_ok) return s;
+    if (bytes) memcpy(ints, b->fields, bytes);
+    if ((s = napi_create_typedarray(env, napi_int32_array, b->count * HEAD_FIELDS_INTS, raw_fields, 0, &fields)) != napi_ok)
+      return s;
+    if ((s = napi_set_named_property(env, *out, "fields", fields)) != napi_ok) return s;
   }
   if ((s = napi_set_named_property(env, *out, "data", data)) != napi_ok) return s;
   return napi_set_named_property(env, *out, "meta", meta);

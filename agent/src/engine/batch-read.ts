@@ -24,12 +24,15 @@ export interface BatchRequest {
   headOnly?: boolean;
   /** With headOnly: the SHA-256 of each header block too, taken in the reader (FileBatch.digest). */
   digest?: boolean;
+  /** With headOnly: where each header block has the fields a scan summarizes, found in the reader too (FileBatch.fields). */
+  fields?: boolean;
 }
 
 // queue_files.c's flags.
 const WANT_STAT = 1;
 const HEAD_ONLY = 2;
 const DIGEST = 4;
+const FIELDS = 8;
 /** head_digest.h's HEAD_DIGEST: the bytes of each digest the reader gives. */
 const DIGEST_BYTES = 16;
 
@@ -88,10 +91,23 @@ export class FileBatch {
   digest(i: number): string | undefined {
     return this.raw.digests?.toString("hex", i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES);
   }
+
+  /**
+   * For files read with `fields`: where each one's header block has the fields a scan
+   * summarizes, file i's at i * HEAD_FIELD_INTS (headers.ts summarizeHeaders takes them);
+   * undefined when the reader could not give them.
+   */
+  get fields(): Int32Array | undefined {
+    return this.raw.fields;
+  }
 }
 
 function nativeArgs(req: BatchRequest): [string, number, number, number] {
-  const flags = (req.mtime ? WANT_STAT : 0) | (req.headOnly ? HEAD_ONLY : 0) | (req.digest ? DIGEST : 0);
+  const flags =
+    (req.mtime ? WANT_STAT : 0) |
+    (req.headOnly ? HEAD_ONLY : 0) |
+    (req.digest ? DIGEST : 0) |
+    (req.fields ? FIELDS : 0);
   return [req.paths.join("\0"), req.paths.length, req.limit, flags];
 }
 

@@ -237,10 +237,25 @@ export interface HeaderSummary {
   clientIp: string;
 }
 
-/** The fields summarizeHeaders keeps; an index here is one in WANTED_NAMES and a pair in firstAt. */
+/** The fields summarizeHeaders keeps; an index here is one in WANTED_NAMES and a pair in HeadFields. */
 const SUMMARY_FIELDS = ["from", "to", "cc", "subject", "date", "message-id"] as const;
 const RECEIVED = SUMMARY_FIELDS.length;
 const WANTED_NAMES = [...SUMMARY_FIELDS, "received"];
+
+/** Received fields whose places HeadFields holds; the count holds them all. */
+const RECEIVED_KEPT = 8;
+const PLAIN = 0;
+const RECEIVED_COUNT = 1 + 2 * SUMMARY_FIELDS.length;
+
+/**
+ * Where a header block has the fields summarizeHeaders reads, as HEAD_FIELD_INTS numbers from
+ * an offset in an Int32Array, all offsets into the block (agent/native/head_fields.h has the
+ * same layout: the native reader finds them for a scan, batch-read.ts BatchRequest.fields):
+ * [0] 1 when the block is plain ASCII (isPlainAscii), else 0; [1..12] the colon and end of the
+ * first field of each SUMMARY_FIELDS name (-1 -1: none), as FieldSpan has them; [13] how many
+ * Received fields there are; [14..29] the colon and end of the first RECEIVED_KEPT of them.
+ */
+export const HEAD_FIELD_INTS = RECEIVED_COUNT + 1 + 2 * RECEIVED_KEPT;
 
 /**
  * The index in WANTED_NAMES of the field whose name runs from `start` to `colon`, compared as
@@ -268,25 +283,55 @@ function startsWithName(text: string, at: number, name: string): boolean {
 }
 
 /**
- * Where each summary field was found first, as [colon, end] per SUMMARY_FIELDS index (-1: not
- * found), and the Received fields as colon, end pairs: reused from call to call, which is safe
- * as summarizeHeaders is synchronous and calls nothing that could come back to it.
+ * What findHeadFields found last, and the Received fields past RECEIVED_KEPT it found: reused
+ * from call to call, which is safe as summarizeHeaders is synchronous and calls nothing that
+ * could come back to it.
  */
-const firstAt = new Int32Array(SUMMARY_FIELDS.length * 2);
-const receivedAt: number[] = [];
+const found = new Int32Array(HEAD_FIELD_INTS);
+const receivedPastKept: number[] = [];
 
 /**
- * The first external client address of the Received fields receivedAt holds, walking from the
- * top (newest) down, each decoded only when its turn comes and left folded (receivedClientIp
- * reads a fold's line break as the blank it is; qmail-smtpd folds every one of its lines),
- * skipping those of a plain-ASCII block that do not start with "from" and a blank: they name no
- * client (receivedClientIp needs its from clause), and qmail-queue's own "(qmail 123 invoked
- * ...)" line tops every message.
+ * The HeadFields of a block (in `found`, at 0), the Received fields past RECEIVED_KEPT in
+ * receivedPastKept: what head_fields.c gives, for a block the native reader did not read.
  */
-function clientIpOf(v: BlockView): string {
-  for (let i = 0; i < receivedAt.length; i += 2) {
-    const colon = receivedAt[i] as number;
-    const end = receivedAt[i + 1] as number;
+export function findHeadFields(block: Buffer, latin1: string = block.toString("latin1")): Int32Array {
+  found.fill(-1);
+  found[PLAIN] = isPlainAscii(block) ? 1 : 0;
+  found[RECEIVED_COUNT] = 0;
+  receivedPastKept.length = 0;
+  eachField(latin1, (start, colon, end) => {
+    if (colon === -1) return;
+    const w = wantedNameAt(latin1, start, colon);
+    if (w === RECEIVED) {
+      const k = found[RECEIVED_COUNT] as number;
+      found[RECEIVED_COUNT] = k + 1;
+      if (k < RECEIVED_KEPT) {
+        found[RECEIVED_COUNT + 1 + 2 * k] = colon;
+        found[RECEIVED_COUNT + 2 + 2 * k] = end;
+      } else receivedPastKept.push(colon, end);
+    } else if (w !== -1 && found[1 + 2 * w] === -1) {
+      found[1 + 2 * w] = colon;
+      found[2 + 2 * w] = end;
+    }
+  });
+  return found;
+}
+
+/**
+ * The first external client address of a block's Received fields (HeadFields `fields` at
+ * `at`, and receivedPastKept beyond them), walking from the top (newest) down, each decoded
+ * only when its turn comes and left folded (receivedClientIp reads a fold's line break as the
+ * blank it is; qmail-smtpd folds every one of its lines), skipping those of a plain-ASCII block
+ * that do not start with "from" and a blank: they name no client (receivedClientIp needs its
+ * from clause), and qmail-queue's own "(qmail 123 invoked ...)" line tops every message.
+ */
+function clientIpOf(v: BlockView, fields: Int32Array, at: number): string {
+  const count = fields[at + RECEIVED_COUNT] as number;
+  for (let k = 0; k < count; k++) {
+    const kept = k < RECEIVED_KEPT;
+    const i = 2 * (kept ? k : k - RECEIVED_KEPT);
+    const colon = (kept ? fields[at + RECEIVED_COUNT + 1 + i] : receivedPastKept[i]) as number;
+    const end = (kept ? fields[at + RECEIVED_COUNT + 2 + i] : receivedPastKept[i + 1]) as number;
     if (v.plain && !startsWithFrom(v.latin1, colon + 1, end)) continue;
     const ip = externalClientIp(textOf(v, colon + 1, end));
     if (ip) return ip;
@@ -305,24 +350,21 @@ function startsWithFrom(text: string, start: number, end: number): boolean {
  * The fields the engine keeps for every message, plus the client address. A field given twice
  * keeps its first occurrence (what most mail readers show for a duplicated Subject); a missing
  * field is "". Values are unfolded and RFC 2047-decoded; subjectRaw is the Subject unfolded only.
+ * `native`: the block's HeadFields at `at` as the native reader found them (else, or when it
+ * has more Received fields than they hold, they are found here).
  */
-export function summarizeHeaders(block: Buffer): HeaderSummary {
-  const v = viewOf(block);
-  firstAt.fill(-1);
-  receivedAt.length = 0;
-  eachField(v.latin1, (start, colon, end) => {
-    if (colon === -1) return;
-    const w = wantedNameAt(v.latin1, start, colon);
-    if (w === RECEIVED) receivedAt.push(colon, end);
-    else if (w !== -1 && firstAt[w * 2] === -1) {
-      firstAt[w * 2] = colon;
-      firstAt[w * 2 + 1] = end;
-    }
-  });
+export function summarizeHeaders(block: Buffer, native?: Int32Array, at = 0): HeaderSummary {
+  const latin1 = block.toString("latin1");
+  let fields = native;
+  if (!fields || (fields[at + RECEIVED_COUNT] as number) > RECEIVED_KEPT) {
+    fields = findHeadFields(block, latin1);
+    at = 0;
+  }
+  const v: BlockView = { block, latin1, plain: fields[at + PLAIN] === 1 };
   const value = (name: (typeof SUMMARY_FIELDS)[number]): string => {
     const w = SUMMARY_FIELDS.indexOf(name);
-    const colon = firstAt[w * 2] as number;
-    return colon === -1 ? "" : unfoldedValue(v, colon, firstAt[w * 2 + 1] as number);
+    const colon = (fields as Int32Array)[at + 1 + 2 * w] as number;
+    return colon === -1 ? "" : unfoldedValue(v, colon, (fields as Int32Array)[at + 2 + 2 * w] as number);
   };
   const subjectRaw = value("subject");
   return {
@@ -335,6 +377,6 @@ export function summarizeHeaders(block: Buffer): HeaderSummary {
       date: value("date"),
       messageId: value("message-id"),
     },
-    clientIp: clientIpOf(v),
+    clientIp: clientIpOf(v, fields, at),
   };
 }

@@ -14,6 +14,8 @@ export interface RawBatch {
   meta: Float64Array;
   /** With the DIGEST flag, per path: 16 bytes of the SHA-256 of its header block (head_digest.c); absent when not to be had. */
   digests?: Buffer;
+  /** With the FIELDS flag, per path: headers.ts HEAD_FIELD_INTS numbers (head_fields.h); absent when not to be had. */
+  fields?: Int32Array;
 }
 
 /** A directory as queue_dirs.c lists it. */

@@ -15,7 +15,8 @@
 // the chunk's decoding, not its candidates: a chunk read ahead holds the reader's buffers until
 // its turn comes, and builds its candidates then. Per split dir, one listing of local/N and
 // remote/N says which channel files exist, and one listing of bounce/ which messages bounce.
-// The reader also hashes each head for the fingerprint where it can (FileBatch.digest).
+// The reader also hashes each head for the fingerprint where it can (FileBatch.digest), and
+// finds the fields that summarizeHeaders decodes (FileBatch.fields).
 // Symlinks are never followed (O_NOFOLLOW).
 
 import * as fs from "node:fs";
@@ -35,7 +36,13 @@ import {
   openNoAtime,
   readHead,
 } from "./fingerprint.js";
-import { cutHeaderBlock, cutKeptHead, type HeaderBlockCut, summarizeHeaders } from "./headers.js";
+import {
+  cutHeaderBlock,
+  cutKeptHead,
+  HEAD_FIELD_INTS,
+  type HeaderBlockCut,
+  summarizeHeaders,
+} from "./headers.js";
 import { isMessageName, messagePaths, qmailHomeOf, splitOf, todoDirs } from "./layout.js";
 import type {
   MessageHeaders,
@@ -397,6 +404,7 @@ export class Walker {
       limit: this.headBytes,
       headOnly: true,
       digest: !this.headTest,
+      fields: this.decode,
     };
     const plan = (indexes: number[]) => kinds.map((kind) => new KindPlan(kind, paths, indexes));
     if (!this.headTest && kinds.length > 0) {
@@ -420,9 +428,10 @@ export class Walker {
       const p = paths[i] as MessagePaths;
       const mess = read && this.messHead(p.mess, read);
       if (!mess || (this.headTest && !this.headTest(mess.cut.block))) return undefined;
-      // The reader's digest is of the block it kept: not of one read on here.
+      // The reader's digest and fields are of the block it kept: not of one read on here.
       const digest = mess.readOn ? undefined : batch.digest(i);
-      return { id, paths: p, mess, cut: mess.cut, digest };
+      const fields = mess.readOn ? undefined : batch.fields;
+      return { id, paths: p, mess, cut: mess.cut, digest, fields, fieldsAt: i * HEAD_FIELD_INTS };
     });
   }
 
@@ -444,11 +453,11 @@ export class Walker {
   }
 
   private candidate(
-    { id, paths, mess, cut, digest }: ReadHead,
+    { id, paths, mess, cut, digest, fields, fieldsAt }: ReadHead,
     envelope: Envelope | undefined,
   ): ScanCandidate | undefined {
     if (!envelope) return undefined;
-    const summary = this.decode ? summarizeHeaders(cut.block) : undefined;
+    const summary = this.decode ? summarizeHeaders(cut.block, fields, fieldsAt) : undefined;
     // Each field named, not spread from the envelope: one object shape for every message.
     const message: QueuedMessage = {
       id,
@@ -526,6 +535,9 @@ interface ReadHead {
   cut: HeaderBlockCut;
   /** The reader's digest of the header block (FileBatch.digest), when it took one. */
   digest: string | undefined;
+  /** Where the reader found the block's fields (FileBatch.fields), from fieldsAt, when it did. */
+  fields: Int32Array | undefined;
+  fieldsAt: number;
 }
 
 /** BucketListing.flags bits. */
