@@ -16,12 +16,19 @@
 //   mtime in seconds of abs/<id>, or -1 and -1 when there is no such file.
 // Any other failure throws (rejects with) an Error whose `errno` is the errno number and, for
 // statIds, whose `index` says which id (TypeScript names the path).
+// splitDirMessages(ids, split, n, local, remote, bouncing: Float64Array) -> { ids: Float64Array,
+//   flags: Uint8Array }: for the walk of split dir n (walk.ts), from the plain ids of info/n in
+//   readdir order, those that belong there (id % split == n: qmail-send never looks for one
+//   elsewhere), in order, and per id 1 when it is in local, 2 in remote, 4 in bouncing (each
+//   sorted: the plain ids of local/n, remote/n and bounce/). In C: in JavaScript this was
+//   ~0.5 us an id, and its compiling a good part of a fresh process's first split dir.
 
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,8 +313,70 @@ static napi_value stat_ids(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// Whether id, a plain id (listDir's: a safe integer), belongs in split dir n; anything else does not.
+static int in_split_dir(double id, uint32_t split, uint32_t n) {
+  return id >= 0 && id <= 9007199254740991.0 && id == (double)(uint64_t)id && (uint64_t)id % split == n;
+}
+
+// Whether the sorted `set` of `count` numbers holds id.
+static int sorted_has(const double *set, size_t count, double id) {
+  size_t low = 0, high = count;
+  while (low < high) {
+    size_t middle = low + (high - low) / 2;
+    if (set[middle] < id) low = middle + 1;
+    else high = middle;
+  }
+  return low < count && set[low] == id;
+}
+
+static napi_value split_dir_messages(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], result, out_ids, out_flags, buffer;
+  const double *arrays[6] = {0};
+  size_t counts[6] = {0};
+  uint32_t split = 0, n = 0;
+  int ok = napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 6 &&
+           napi_get_value_uint32(env, argv[1], &split) == napi_ok && napi_get_value_uint32(env, argv[2], &n) == napi_ok &&
+           split > 0;
+  for (int k = 0; ok && k < 6; k++) {
+    if (k == 1 || k == 2) continue;
+    napi_typedarray_type type;
+    void *data;
+    ok = napi_get_typedarray_info(env, argv[k], &type, &counts[k], &data, NULL, NULL) == napi_ok &&
+         type == napi_float64_array;
+    arrays[k] = data;
+  }
+  if (!ok) {
+    napi_throw_type_error(env, NULL,
+                          "queue_dirs: splitDirMessages(ids, split > 0, n, local, remote, bouncing: Float64Array) expected");
+    return NULL;
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < counts[0]; i++) kept += in_split_dir(arrays[0][i], split, n);
+  double *ids;
+  uint8_t *flags;
+  if (napi_create_arraybuffer(env, kept * sizeof(double), (void **)&ids, &buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_float64_array, kept, buffer, 0, &out_ids) != napi_ok ||
+      napi_create_arraybuffer(env, kept, (void **)&flags, &buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_uint8_array, kept, buffer, 0, &out_flags) != napi_ok ||
+      napi_create_object(env, &result) != napi_ok || napi_set_named_property(env, result, "ids", out_ids) != napi_ok ||
+      napi_set_named_property(env, result, "flags", out_flags) != napi_ok) {
+    napi_throw_error(env, NULL, "queue_dirs: cannot build the result");
+    return NULL;
+  }
+  for (size_t i = 0, j = 0; i < counts[0]; i++) {
+    double id = arrays[0][i];
+    if (!in_split_dir(id, split, n)) continue;
+    ids[j] = id;
+    flags[j++] = (uint8_t)(sorted_has(arrays[3], counts[3], id) | sorted_has(arrays[4], counts[4], id) << 1 |
+                           sorted_has(arrays[5], counts[5], id) << 2);
+  }
+  return result;
+}
+
 napi_status queue_dirs_init(napi_env env, napi_value exports) {
   napi_status s = qmfleet_export(env, exports, "listDir", list_dir);
   if (s == napi_ok) s = qmfleet_export(env, exports, "listDirAsync", list_dir_async);
-  return s != napi_ok ? s : qmfleet_export(env, exports, "statIds", stat_ids);
+  if (s == napi_ok) s = qmfleet_export(env, exports, "statIds", stat_ids);
+  return s != napi_ok ? s : qmfleet_export(env, exports, "splitDirMessages", split_dir_messages);
 }

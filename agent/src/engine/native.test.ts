@@ -197,3 +197,72 @@ describe("MessageNameSet", () => {
     assert.ok(MessageNameSet.of(dir).has("5"));
   });
 });
+
+describe("splitDirMessages", () => {
+  const LARGEST = 999_999_999_999_999;
+  /** What the walk asks of it, in JavaScript: the ids of split dir n in order, and their flags. */
+  function expected(ids: number[], split: number, n: number, sets: Set<number>[]): [number[], number[]] {
+    const kept = ids.filter((id) => id % split === n);
+    return [kept, kept.map((id) => sets.reduce((flags, set, k) => flags | (set.has(id) ? 1 << k : 0), 0))];
+  }
+
+  test("keeps info/n's ids of split dir n in readdir order, each flagged by the sorted sets that hold it", () => {
+    let seed = 11;
+    const random = (below: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % below;
+    };
+    for (const [count, split] of [
+      [0, 23],
+      [1, 1],
+      [300, 23],
+      [1000, 7],
+    ] as const) {
+      const ids = Array.from({ length: count }, () =>
+        random(4) === 0 ? LARGEST - random(500) : random(20000),
+      );
+      // Each set holds about half the listed ids and some that are not listed.
+      const sets = [0, 1, 2].map(
+        () => new Set([...ids.filter(() => random(2) === 0), random(20000), LARGEST]),
+      );
+      for (let n = 0; n < split; n += Math.max(1, Math.floor(split / 3))) {
+        const got = native.splitDirMessages(
+          Float64Array.from(ids),
+          split,
+          n,
+          ...(sets.map((set) => Float64Array.from(set).sort()) as [Float64Array, Float64Array, Float64Array]),
+        );
+        const [keptIds, keptFlags] = expected(ids, split, n, sets);
+        assert.deepEqual([...got.ids], keptIds, `${count} ids, split ${split}, dir ${n}`);
+        assert.deepEqual([...got.flags], keptFlags, `${count} ids, split ${split}, dir ${n}: flags`);
+      }
+    }
+  });
+
+  test("leaves out what is no plain id; twin: the same ids plain", () => {
+    const none = new Float64Array(0);
+    const odd = Float64Array.from([-1, 2.5, Number.NaN, 2 ** 53 + 2, Number.POSITIVE_INFINITY]);
+    assert.deepEqual([...native.splitDirMessages(odd, 1, 0, none, none, none).ids], []);
+    const plain = Float64Array.from([1, 2, 2 ** 53 - 1]);
+    assert.deepEqual([...native.splitDirMessages(plain, 1, 0, none, none, none).ids], [1, 2, 2 ** 53 - 1]);
+  });
+
+  test("a wrong argument is a TypeError naming what is expected; twin: the right ones", () => {
+    const ids = Float64Array.from([4]);
+    const call = native.splitDirMessages as (...args: unknown[]) => unknown;
+    for (const args of [
+      [[4], 2, 0, ids, ids, ids],
+      [ids, 0, 0, ids, ids, ids],
+      [ids, 2, 0, ids, new Uint8Array(1), ids],
+      [ids, 2, 0, ids, ids],
+    ])
+      assert.throws(
+        () => call(...args),
+        /splitDirMessages\(ids, split > 0, n, local, remote, bouncing: Float64Array\) expected/,
+      );
+    assert.deepEqual(call(ids, 2, 0, ids, ids, ids), {
+      ids: Float64Array.from([4]),
+      flags: Uint8Array.from([7]),
+    });
+  });
+});

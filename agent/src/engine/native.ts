@@ -46,6 +46,18 @@ interface NativeAddon {
   useDigests(on: boolean): boolean;
   /** Per id: lstat size and mtime in seconds of abs/<id>, -1 and -1 when absent. */
   statIds(abs: string, ids: Float64Array): Float64Array;
+  /**
+   * Of info/n's plain ids, those in split dir n (id % split === n), in order, with per id 1 | 2 | 4
+   * when it is in local, remote, bouncing (sorted plain ids: MessageNameSet.plain).
+   */
+  splitDirMessages(
+    ids: Float64Array,
+    split: number,
+    n: number,
+    local: Float64Array,
+    remote: Float64Array,
+    bouncing: Float64Array,
+  ): { ids: Float64Array; flags: Uint8Array };
 }
 
 // The path is the same from src/engine (tests) and dist/engine (the built agent).
@@ -109,14 +121,15 @@ export function messageFileNames(abs: string): string[] {
 
 /**
  * The message names of a directory (as messageFileNames lists them), for membership tests: the
- * plain ones as numbers, so that a walk asking of each of 100,000 messages whether it has a
- * local/N or remote/N file and whether it bounces builds no string for any of them. The numbers
- * are kept sorted in a typed array (searched by halves), not in a Set: a split dir's sets live
- * while the walk reads the dir, and a Set's thousands of entries were copied by each
- * young-generation collection meanwhile, and then promoted (bench/README.md).
+ * plain ones as numbers, sorted in a typed array (searched by halves), which the walk hands to
+ * native.splitDirMessages to tell of each of a split dir's messages whether it has a local/N or
+ * remote/N file and whether it bounces, building no string for any of them. Not a Set: a split
+ * dir's sets live while the walk reads the dir, and a Set's thousands of entries were copied by
+ * each young-generation collection meanwhile, and then promoted (bench/README.md).
  */
 export class MessageNameSet {
-  private readonly plain: Float64Array;
+  /** The plain names as numbers, sorted (for native.splitDirMessages). */
+  readonly plain: Float64Array;
   private readonly odd: Set<string>;
 
   constructor(listing: DirListing | undefined) {
@@ -141,12 +154,8 @@ export class MessageNameSet {
     return low < sorted.length && sorted[low] === id;
   }
 
-  /**
-   * For an id from a listing's `ids` (a number), or for any name: a plain one (as queue_dirs.c
-   * tells them: 15 digits at most, no leading zero) as its number.
-   */
-  has(name: number | string): boolean {
-    if (typeof name === "number") return this.hasPlain(name);
+  /** For any name: a plain one (as queue_dirs.c tells them: 15 digits at most, no leading zero) as its number. */
+  has(name: string): boolean {
     const n = Number(name);
     return name.length <= 15 && String(n) === name ? this.hasPlain(n) : this.odd.has(name);
   }

@@ -58,6 +58,7 @@ import {
   listDirectoryAsync,
   MessageNameSet,
   messageFileNames,
+  native,
 } from "./native.js";
 import { readQueueFile } from "./queue-file.js";
 
@@ -211,9 +212,15 @@ export class Walker {
 
   /** Every message in walk order, chunk by chunk; each directory is listed when the walk reaches it. */
   *chunks(): Generator<ChunkRead> {
-    for (const { ids, flags } of this.bucketListings()) {
-      for (let i = 0; i < ids.length; i += CHUNK) {
-        yield this.preprocessed(ids.slice(i, i + CHUNK).map(String), flags.slice(i, i + CHUNK));
+    for (const dir of this.bucketListings()) {
+      for (let i = 0; i < dir.ids.length; i += CHUNK) {
+        yield this.preprocessed(
+          Array.from(dir.ids.subarray(i, i + CHUNK), String),
+          dir.flags.subarray(i, i + CHUNK),
+        );
+      }
+      for (let i = 0; i < dir.odd.length; i += CHUNK) {
+        yield this.preprocessed(dir.odd.slice(i, i + CHUNK), dir.oddFlags.subarray(i, i + CHUNK));
       }
     }
     for (const { ids, state } of this.pendingListings()) {
@@ -234,21 +241,25 @@ export class Walker {
       if (!infos) continue;
       const local = new MessageNameSet(localListing);
       const remote = new MessageNameSet(remoteListing);
-      const ids: (number | string)[] = [];
-      const flags: number[] = [];
-      const keep = (id: number | string) => {
-        ids.push(id);
-        flags.push(
-          (local.has(id) ? HAS_LOCAL : 0) |
-            (remote.has(id) ? HAS_REMOTE : 0) |
-            (bouncing.has(id) ? BOUNCING : 0),
-        );
-      };
       // A file in the wrong split dir is invisible to qmail-send (check.ts reports it): skipped.
-      // Plain names as numbers first, then the odd ones, as messageFileNames orders them.
-      for (const id of infos.ids) if (id % split === n) keep(id);
-      for (const id of infos.odd) if (isMessageName(id) && splitOf(this.layout, id) === n) keep(id);
-      if (ids.length > 0) yield { ids, flags };
+      // Plain names first, in C, then the odd ones, as messageFileNames orders them.
+      const { ids, flags } = native.splitDirMessages(
+        infos.ids,
+        split,
+        n,
+        local.plain,
+        remote.plain,
+        bouncing.plain,
+      );
+      const odd = infos.odd.filter((id) => isMessageName(id) && splitOf(this.layout, id) === n);
+      const oddFlags = Uint8Array.from(
+        odd,
+        (id) =>
+          (local.has(id) ? HAS_LOCAL : 0) |
+          (remote.has(id) ? HAS_REMOTE : 0) |
+          (bouncing.has(id) ? BOUNCING : 0),
+      );
+      if (ids.length + odd.length > 0) yield { ids, flags, odd, oddFlags };
     }
   }
 
@@ -299,7 +310,7 @@ export class Walker {
   }
 
   /** Preprocessed messages; `flags` say which channel files exist and whether each is bouncing. */
-  private *preprocessed(ids: string[], flags: number[]): ChunkRead {
+  private *preprocessed(ids: string[], flags: ArrayLike<number>): ChunkRead {
     const has = (i: number, flag: number) => ((flags[i] as number) & flag) !== 0;
     const {
       heads,
@@ -540,17 +551,20 @@ interface ReadHead {
   fieldsAt: number;
 }
 
-/** BucketListing.flags bits. */
+/** BucketListing.flags bits (native.splitDirMessages gives the same). */
 const HAS_LOCAL = 1;
 const HAS_REMOTE = 2;
 const BOUNCING = 4;
 
-/** The preprocessed messages of one split dir, in readdir order. */
+/** The preprocessed messages of one split dir, in readdir order: the plain names, then the odd ones. */
 interface BucketListing {
-  /** Plain names as numbers (a string each only once its chunk is read: see MessageNameSet), odd ones as strings. */
-  ids: (number | string)[];
+  /** Plain names as numbers (a string each only once its chunk is read: see MessageNameSet). */
+  ids: Float64Array;
   /** Per id: HAS_LOCAL | HAS_REMOTE | BOUNCING. */
-  flags: number[];
+  flags: Uint8Array;
+  /** Names that are digits but no number's plain form (a leading zero), and their flags. */
+  odd: string[];
+  oddFlags: Uint8Array;
 }
 
 interface PendingListing {
