@@ -355,16 +355,14 @@ function startsWithFrom(text: string, start: number, end: number): boolean {
  */
 export function summarizeHeaders(block: Buffer, native?: Int32Array, at = 0): HeaderSummary {
   const latin1 = block.toString("latin1");
-  let fields = native;
-  if (!fields || (fields[at + RECEIVED_COUNT] as number) > RECEIVED_KEPT) {
-    fields = findHeadFields(block, latin1);
-    at = 0;
-  }
-  const v: BlockView = { block, latin1, plain: fields[at + PLAIN] === 1 };
+  const given = native !== undefined && (native[at + RECEIVED_COUNT] as number) <= RECEIVED_KEPT;
+  const fields = given ? native : findHeadFields(block, latin1);
+  const base = given ? at : 0;
+  const v: BlockView = { block, latin1, plain: fields[base + PLAIN] === 1 };
   const value = (name: (typeof SUMMARY_FIELDS)[number]): string => {
     const w = SUMMARY_FIELDS.indexOf(name);
-    const colon = (fields as Int32Array)[at + 1 + 2 * w] as number;
-    return colon === -1 ? "" : unfoldedValue(v, colon, (fields as Int32Array)[at + 2 + 2 * w] as number);
+    const colon = fields[base + 1 + 2 * w] as number;
+    return colon === -1 ? "" : unfoldedValue(v, colon, fields[base + 2 + 2 * w] as number);
   };
   const subjectRaw = value("subject");
   return {
@@ -377,6 +375,6 @@ export function summarizeHeaders(block: Buffer, native?: Int32Array, at = 0): He
       date: value("date"),
       messageId: value("message-id"),
     },
-    clientIp: clientIpOf(v, fields, at),
+    clientIp: clientIpOf(v, fields, base),
   };
 }
