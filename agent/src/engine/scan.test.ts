@@ -29,6 +29,10 @@ const freshRoot = () => path.join(tmp, `q${n++}`, "queue");
 function scanAll(root: string, opts = {}): ScanCandidate[] {
   return [...scanQueueSync(detectLayout(root), opts)];
 }
+/** The split dir (of 3) of an id, plain or not. */
+function splitDirOf(id: string): number {
+  return Number(BigInt(id) % 3n);
+}
 function byId(list: ScanCandidate[]): Map<string, QueuedMessage> {
   return new Map(list.map((c) => [c.message.id, c.message]));
 }
@@ -322,6 +326,58 @@ describe("scan: odd queues", () => {
       ["real"],
     );
     q.close();
+  });
+
+  test("names that are no plain number (a leading zero, 17 digits) are walked after their split dir's plain ones, with their channel files and bounce", async () => {
+    const root = freshRoot();
+    const q = QueueBuilder.create(root, { split: 3 });
+    // Plain messages in split dirs 0 and 1 at least, where the odd ones go.
+    const plain: string[] = [];
+    while (![0, 1].every((n) => plain.some((id) => splitDirOf(id) === n)) && plain.length < 100)
+      plain.push(q.add({ message: "Subject: plain\n\nx\n" }).id);
+    const add = (id: string, channel: "local" | "remote", bouncing: boolean) => {
+      const n = splitDirOf(id);
+      q.addEntry(`mess/${n}/${id}`, { kind: "file", content: `Subject: ${id}\n\nx\n` });
+      q.addEntry(`info/${n}/${id}`, { kind: "file", content: `F${id}@x\0` });
+      q.addEntry(`${channel}/${n}/${id}`, { kind: "file", content: "Tr@x\0" });
+      if (bouncing) q.addEntry(`bounce/${id}`, { kind: "file", content: "" });
+    };
+    add("0123", "local", true);
+    // Past a safe integer: its split dir is its remainder as a big number (digit sum 73: dir 1).
+    add("12345678901234567", "remote", false);
+    const layout = detectLayout(root);
+    const pipelined: ScanCandidate[] = [];
+    for await (const c of scanQueue(layout)) pipelined.push(c);
+    for (const got of [scanAll(root), pipelined]) {
+      const odd = got.filter((c) => !plain.includes(c.message.id));
+      assert.deepEqual(
+        odd.map(({ message: m }) => [
+          m.id,
+          m.state,
+          m.sender,
+          m.recipients.map((r) => r.channel),
+          m.headers.subject,
+        ]),
+        [
+          ["0123", "bouncing", "0123@x", ["local"], "0123"],
+          ["12345678901234567", "preprocessed", "12345678901234567@x", ["remote"], "12345678901234567"],
+        ],
+      );
+      // Twin: the plain ones are there too, each before the odd one of its split dir.
+      assert.deepEqual(
+        got
+          .map((c) => c.message.id)
+          .filter((id) => plain.includes(id))
+          .sort(),
+        [...plain].sort(),
+      );
+      for (const c of odd) {
+        const before = plain.filter((id) => splitDirOf(id) === splitDirOf(c.message.id));
+        assert.ok(before.length > 0);
+        for (const id of before)
+          assert.ok(got.indexOf(c) > got.findIndex((p) => p.message.id === id), `${id}, ${c.message.id}`);
+      }
+    }
   });
 
   test("a mess file whose name is not its inode is still listed under its name", () => {
