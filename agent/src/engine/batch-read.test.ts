@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { runSourceScript } from "@qmfleet/test";
 import { type BatchRequest, FileBatch, type QueueFileRead, readBatch, readBatchSync } from "./batch-read.js";
+import { eachReader, readBatchPlain } from "./batch-readers.test-support.js";
 import { cutHeaderBlock, cutKeptHead } from "./headers.js";
 import { QueueAccessError } from "./layout.js";
 import { native } from "./native.js";
@@ -68,16 +69,6 @@ function outcomesOf(batch: FileBatch, count: number): Outcome[] {
   return out;
 }
 
-/** readBatchSync with the io_uring fast path turned off: every file through the plain calls. */
-function readBatchPlain(root: string, req: BatchRequest): FileBatch {
-  const was = native.useIoUring(false);
-  try {
-    return readBatchSync(root, req);
-  } finally {
-    native.useIoUring(was);
-  }
-}
-
 /**
  * Reads req with readBatchSync, with readBatch and with the plain calls only, which must all
  * give the same (where the kernel has io_uring, the first two read through it); returns what
@@ -111,15 +102,6 @@ function fileError(label: string, code: string, abs: string, messageStart?: stri
     if (messageStart) assert.ok(err.message.startsWith(messageStart), err.message);
     return true;
   };
-}
-
-/** Both readers and the plain calls, each in its own batch: file(i) of every batch. */
-async function eachReader(root: string, req: BatchRequest): Promise<[string, FileBatch][]> {
-  return [
-    ["readBatchSync", readBatchSync(root, req)],
-    ["readBatch", await readBatch(root, req)],
-    ["readBatchSync, plain calls", readBatchPlain(root, req)],
-  ];
 }
 
 describe("readBatch: limit > 0", () => {

@@ -6,9 +6,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type BatchRequest, type FileBatch, readBatch, readBatchSync } from "./batch-read.js";
+import type { FileBatch } from "./batch-read.js";
+import { eachReader } from "./batch-readers.test-support.js";
 import { cutKeptHead, findHeadFields, HEAD_FIELD_INTS, summarizeHeaders } from "./headers.js";
-import { native } from "./native.js";
 
 let tmp: string;
 before(() => {
@@ -26,22 +26,6 @@ function rootWith(blocks: Buffer[]): { root: string; paths: string[] } {
     return String(i);
   });
   return { root, paths };
-}
-
-/** Every way the reader reads: on its thread, in this one, and without io_uring. */
-async function eachReader(root: string, req: BatchRequest): Promise<[string, FileBatch][]> {
-  const plain = native.useIoUring(false);
-  let plainBatch: FileBatch;
-  try {
-    plainBatch = readBatchSync(root, req);
-  } finally {
-    native.useIoUring(plain);
-  }
-  return [
-    ["readBatch", await readBatch(root, req)],
-    ["readBatchSync", readBatchSync(root, req)],
-    ["readBatchSync, plain calls", plainBatch],
-  ];
 }
 
 /** n Received fields, newest first, of internal hops but the last (the client, 198.51.100.n). */
